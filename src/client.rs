@@ -1,0 +1,228 @@
+//! A small blocking HTTP/1.1 client and SSE reader for the CLI's `publish`, `watch` and `bench`.
+//!
+//! Blocking std sockets keep these commands simple: each does one thing at a time, and the load
+//! tool runs its many streams on the server's side of the measurement, not here.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// A parsed `http://host:port/base` URL (https is not supported by these tools).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// `host:port`
+    pub authority: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// The path prefix, without a trailing `/`.
+    pub base: String,
+}
+
+impl Url {
+    /// Parses `http://host[:port][/base]`.
+    pub fn parse(url: &str) -> io::Result<Url> {
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {why}"));
+        let rest = url.strip_prefix("http://").ok_or_else(|| bad("only http:// URLs are supported"))?;
+        let (authority, base) = rest.split_once('/').map_or((rest, ""), |(a, b)| (a, b));
+        let authority = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+        let addr = authority.to_socket_addrs()?.next().ok_or_else(|| bad("the host resolves to nothing"))?;
+        Ok(Url { authority, addr, base: format!("/{}", base.trim_end_matches('/')).trim_end_matches('/').to_owned() })
+    }
+}
+
+/// A response read whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A keep-alive connection to one server.
+#[derive(Debug)]
+pub struct Client {
+    url: Url,
+    reader: BufReader<TcpStream>,
+    token: Option<String>,
+}
+
+impl Client {
+    /// Connects, with `timeout` for the connect and for each read.
+    pub fn connect(url: &Url, token: Option<String>, timeout: Duration) -> io::Result<Client> {
+        let stream = crate::server::connect(url.addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        Ok(Client { url: url.clone(), reader: BufReader::new(stream), token })
+    }
+
+    /// Sends one request and reads the whole answer.
+    pub fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> io::Result<Reply> {
+        let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", self.url.base, self.url.authority);
+        if let Some(token) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        head.push_str(body.unwrap_or(""));
+        self.reader.get_mut().write_all(head.as_bytes())?;
+        read_reply(&mut self.reader, method == "HEAD")
+    }
+}
+
+/// Reads one response with a `Content-Length` (or none, for HEAD and 204) from `reader`.
+pub fn read_reply(reader: &mut impl BufRead, head_only: bool) -> io::Result<Reply> {
+    let (status, headers) = read_head(reader)?;
+    let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut body = vec![0; if head_only || status == 204 { 0 } else { length.unwrap_or(0) }];
+    reader.read_exact(&mut body)?;
+    Ok(Reply { status, headers, body })
+}
+
+/// Reads a status line and headers.
+pub fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status line"))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            return Ok((status, headers));
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+}
+
+/// One event read from a stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// `event:` (empty means `message`).
+    pub event: String,
+    /// `id:`, if the event had one.
+    pub id: Option<String>,
+    /// The `data:` lines joined with LF.
+    pub data: String,
+}
+
+/// Reads events from the body of a stream (chunked or not), following the WHATWG rules.
+#[derive(Debug)]
+pub struct EventReader<R> {
+    reader: R,
+    chunked: bool,
+    /// Bytes left in the current chunk.
+    chunk_left: usize,
+    pending: Vec<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> EventReader<R> {
+    /// Reads events from `reader`, positioned just after the response head.
+    pub fn new(reader: R, chunked: bool) -> Self {
+        EventReader { reader, chunked, chunk_left: 0, pending: Vec::new(), done: false }
+    }
+
+    /// The next body bytes, unchunked; empty at the end of the body.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        if !self.chunked {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                self.done = true;
+                return Ok(false);
+            }
+            let n = buf.len();
+            self.pending.extend_from_slice(buf);
+            self.reader.consume(n);
+            return Ok(true);
+        }
+        if self.chunk_left == 0 {
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim(), 16).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+            if size == 0 {
+                self.done = true;
+                return Ok(false);
+            }
+            self.chunk_left = size + 2;
+        }
+        let buf = self.reader.fill_buf()?;
+        if buf.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = buf.len().min(self.chunk_left);
+        let data_len = n.min(self.chunk_left.saturating_sub(2));
+        self.pending.extend_from_slice(&buf[..data_len]);
+        self.reader.consume(n);
+        self.chunk_left -= n;
+        Ok(true)
+    }
+
+    /// The next event; `None` when the stream ended cleanly.
+    pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+        let mut event = Event::default();
+        let mut has_data = false;
+        loop {
+            let Some(end) = self.pending.iter().position(|&b| b == b'\n') else {
+                if !self.fill()? {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]);
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            if line.is_empty() {
+                // A block without data (such as `retry:` alone) dispatches nothing.
+                if has_data {
+                    return Ok(Some(event));
+                }
+                event = Event::default();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (name, value) = line.split_once(':').map_or((line, ""), |(n, v)| (n, v.strip_prefix(' ').unwrap_or(v)));
+            match name {
+                "event" => event.event = value.to_owned(),
+                "id" => event.id = Some(value.to_owned()),
+                "data" => {
+                    if has_data {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                    has_data = true;
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The connection manager: every open stream's health, and the counters of the health route.
+//!
+//! Each stream owns an `Arc<ConnStats>` of atomics that its own task updates as it writes; the
+//! registry only holds the other reference, so recording activity takes no lock. Health is
+//! computed when asked (health route, metrics), from the times those atomics hold:
+//! healthy while writes succeed and activity is recent, unhealthy when a write has been stuck
+//! for `unhealthy_after` or has failed, stale after `stale_after` without successful activity.
+//! Closing stale connections is the streams' own deadline on the timer wheel (see
+//! `sse::stream`), so no sweeper thread walks the registry.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::slab::{Key, Slab};
+
+/// Health of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Writes succeed; recent activity.
+    Healthy,
+    /// A write is stuck or failed.
+    Unhealthy,
+    /// No successful activity for too long; about to be closed.
+    Stale,
+}
+
+/// Counts by health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HealthCounts {
+    /// Healthy connections.
+    pub healthy: usize,
+    /// Unhealthy connections.
+    pub unhealthy: usize,
+    /// Stale connections.
+    pub stale: usize,
+}
+
+/// What one stream records about itself.
+#[derive(Debug)]
+pub struct ConnStats {
+    /// Server-unique id, also sent in the `connected` event.
+    pub id: u64,
+    opened_ms: u64,
+    last_activity_ms: AtomicU64,
+    /// When the current write started blocking, +1 (0: not blocked).
+    blocked_since_ms: AtomicU64,
+    failed: AtomicBool,
+}
+
+/// The registry of open streams and the lifetime counters.
+#[derive(Debug)]
+pub struct Connections {
+    start: Instant,
+    open: Mutex<Slab<Arc<ConnStats>>>,
+    next_id: AtomicU64,
+    total: AtomicU64,
+    ended: AtomicU64,
+    ended_ms_sum: AtomicU64,
+    errors: AtomicU64,
+    unhealthy_after: u64,
+    stale_after: u64,
+}
+
+impl Connections {
+    /// A registry that classifies with these two durations.
+    pub fn new(unhealthy_after: Duration, stale_after: Duration) -> Connections {
+        Connections {
+            start: Instant::now(),
+            open: Mutex::new(Slab::default()),
+            next_id: AtomicU64::new(1),
+            total: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            ended_ms_sum: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            unhealthy_after: unhealthy_after.as_millis() as u64,
+            stale_after: stale_after.as_millis() as u64,
+        }
+    }
+
+    /// Milliseconds since the registry was made (a monotonic clock for the atomics).
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Registers a new stream; it is counted until the guard is dropped.
+    pub fn open(&self) -> StreamGuard<'_> {
+        let now = self.now_ms();
+        let stats = Arc::new(ConnStats {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            opened_ms: now,
+            last_activity_ms: AtomicU64::new(now),
+            blocked_since_ms: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+        });
+        let key = self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(Arc::clone(&stats));
+        self.total.fetch_add(1, Ordering::Relaxed);
+        StreamGuard { connections: self, key, stats }
+    }
+
+    /// Health of one connection at `now`.
+    pub fn health_of(&self, stats: &ConnStats, now: u64) -> Health {
+        let last = stats.last_activity_ms.load(Ordering::Relaxed);
+        let blocked = stats.blocked_since_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.stale_after {
+            Health::Stale
+        } else if stats.failed.load(Ordering::Relaxed) || (blocked != 0 && now.saturating_sub(blocked - 1) >= self.unhealthy_after) {
+            Health::Unhealthy
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// Counts of open streams by health.
+    pub fn health(&self) -> HealthCounts {
+        let now = self.now_ms();
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = HealthCounts::default();
+        for stats in open.values() {
+            match self.health_of(stats, now) {
+                Health::Healthy => counts.healthy += 1,
+                Health::Unhealthy => counts.unhealthy += 1,
+                Health::Stale => counts.stale += 1,
+            }
+        }
+        counts
+    }
+
+    /// Streams open now.
+    pub fn active(&self) -> u64 {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+
+    /// Streams ever opened.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Streams that ended.
+    pub fn ended(&self) -> u64 {
+        self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Average lifetime in ms of the streams that ended (0 before any ended).
+    pub fn average_connection_ms(&self) -> f64 {
+        let ended = self.ended.load(Ordering::Relaxed);
+        if ended == 0 { 0.0 } else { self.ended_ms_sum.load(Ordering::Relaxed) as f64 / ended as f64 }
+    }
+
+    /// Streams that ended in a failed or timed-out write.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// A registered stream; records activity and unregisters on drop.
+#[derive(Debug)]
+pub struct StreamGuard<'a> {
+    connections: &'a Connections,
+    key: Key,
+    stats: Arc<ConnStats>,
+}
+
+impl StreamGuard<'_> {
+    /// The connection id.
+    pub fn id(&self) -> u64 {
+        self.stats.id
+    }
+
+    /// A write completed.
+    pub fn wrote(&self) {
+        self.stats.last_activity_ms.store(self.connections.now_ms(), Ordering::Relaxed);
+        self.stats.blocked_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// A write could not complete at once: the socket is full.
+    pub fn blocked(&self) {
+        let now = self.connections.now_ms();
+        let _ = self.stats.blocked_since_ms.compare_exchange(0, now + 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A write failed or timed out; counted in `connectionErrors`.
+    pub fn failed(&self) {
+        if !self.stats.failed.swap(true, Ordering::Relaxed) {
+            self.connections.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// This connection's health now.
+    pub fn health(&self) -> Health {
+        self.connections.health_of(&self.stats, self.connections.now_ms())
+    }
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        let c = self.connections;
+        c.open.lock().unwrap_or_else(|e| e.into_inner()).remove(self.key);
+        c.ended.fetch_add(1, Ordering::Relaxed);
+        c.ended_ms_sum.fetch_add(c.now_ms().saturating_sub(self.stats.opened_ms), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_the_write_record() {
+        let c = Connections::new(Duration::from_millis(30), Duration::from_millis(120));
+        let guard = c.open();
+        let stats = Arc::clone(&guard.stats);
+        assert_eq!(c.health_of(&stats, 10), Health::Healthy);
+        stats.blocked_since_ms.store(11, Ordering::Relaxed); // blocked at 10
+        assert_eq!(c.health_of(&stats, 39), Health::Healthy);
+        assert_eq!(c.health_of(&stats, 40), Health::Unhealthy);
+        assert_eq!(c.health_of(&stats, 120), Health::Stale);
+        guard.failed();
+        guard.failed();
+        assert_eq!(c.errors(), 1, "one connection fails once");
+        assert_eq!((c.total(), c.active()), (1, 1));
+        drop(guard);
+        assert_eq!((c.total(), c.active(), c.ended()), (1, 0, 1));
+    }
+}

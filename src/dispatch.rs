@@ -1,0 +1,129 @@
+//! One connection's life: read a request, route it, answer, and repeat while keep-alive holds.
+//!
+//! Pipelined requests are answered in order because each is read, handled and answered before
+//! the next head is parsed from the buffer. A request whose body is not read (an early error)
+//! ends the connection after its answer, since the unread body would be taken for a next request.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_io::Async;
+
+use crate::auth::bearer_matches;
+use crate::debug;
+use crate::http::HttpError;
+use crate::http::conn::Conn;
+use crate::http::request::{BodyKind, Method, Request};
+use crate::http::response::Response;
+use crate::http::router::{Route, route};
+use crate::log::Ns;
+use crate::routes::{health, index, progress, tasks};
+use crate::server::Shared;
+use crate::sse::stream::End;
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr) {
+    let mut conn = Conn::new(stream);
+    let config = &shared.config;
+    // The first request must arrive within the header timeout of the accept; later ones may
+    // wait for the idle timeout before their first byte.
+    let mut idle_deadline = Instant::now() + config.header_timeout;
+    let mut first = true;
+    loop {
+        let request = match conn.read_head(&shared.timers, idle_deadline, config.header_timeout).await {
+            Ok(Some(request)) => request,
+            Ok(None) if first => {
+                answer_error(&conn, HttpError::Timeout).await;
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                debug!(Ns::Http, "{peer} bad request: {e:?}");
+                answer_error(&conn, e).await;
+                return;
+            }
+        };
+        first = false;
+        if !handle(&shared, &mut conn, request).await {
+            return;
+        }
+        idle_deadline = Instant::now() + config.idle_timeout;
+    }
+}
+
+async fn answer_error(conn: &Conn, e: HttpError) {
+    if let Some(response) = e.response() {
+        let mut out = Vec::new();
+        response.write_to(&mut out, false, false);
+        let _ = conn.write_all(&out).await;
+    }
+}
+
+/// Handles one request; false when the connection must close.
+async fn handle(shared: &Shared, conn: &mut Conn, request: Request) -> bool {
+    let head_only = request.method == Method::Head;
+    let mut body_read = false;
+    let response = match route(&request.path) {
+        None => Response::error(404, "not_found", "No route matches this path."),
+        Some(route) if request.method == Method::Options => Response::empty(204).header("Allow", route.allow()),
+        Some(route) if !route.allows(request.method) => {
+            Response::error(405, "method_not_allowed", "This route does not take this method.").header("Allow", route.allow())
+        }
+        Some(Route::Progress(id)) if request.method == Method::Get => {
+            match progress::get(shared, conn, &request, id).await {
+                progress::Outcome::Answer(response) => response,
+                progress::Outcome::Streamed(End::Finished) => return request.keep_alive,
+                progress::Outcome::Streamed(End::Closed) => return false,
+            }
+        }
+        Some(Route::Progress(id)) => progress::head(shared, id),
+        Some(Route::Index) => index::page(),
+        Some(Route::Health) => health::health(shared),
+        Some(Route::Metrics) => health::metrics(shared),
+        Some(route) => {
+            if let Some(token) = &shared.config.publish_token {
+                if !bearer_matches(request.authorization.as_deref(), token) {
+                    let response =
+                        Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
+                            .header("WWW-Authenticate", "Bearer");
+                    let keep_alive = request.keep_alive && request.body == BodyKind::None;
+                    return write(conn, &response, head_only, keep_alive).await;
+                }
+            }
+            let deadline = Instant::now() + shared.config.idle_timeout;
+            let body = match conn.read_body(&shared.timers, &request, deadline).await {
+                Ok(body) => {
+                    body_read = true;
+                    body
+                }
+                Err(e) => {
+                    answer_error(conn, e).await;
+                    return false;
+                }
+            };
+            producer(shared, &request, &body, route)
+        }
+    };
+    // A body nobody read would be parsed as the next request.
+    let keep_alive = request.keep_alive && (body_read || request.body == BodyKind::None);
+    debug!(Ns::Http, "{:?} {} {}", request.method, request.path, response.status);
+    write(conn, &response, head_only, keep_alive).await
+}
+
+fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> Response {
+    match route {
+        Route::Tasks if request.method == Method::Post => tasks::create(shared, request, body),
+        Route::Tasks => tasks::list(shared),
+        Route::Task(id) => tasks::task(shared, request, body, id),
+        Route::Complete(id) => tasks::complete(shared, request, body, id),
+        Route::Fail(id) => tasks::fail(shared, request, body, id),
+        _ => Response::error(404, "not_found", "No route matches this path."),
+    }
+}
+
+async fn write(conn: &Conn, response: &Response, head_only: bool, keep_alive: bool) -> bool {
+    let mut out = Vec::with_capacity(256 + response.body.len());
+    response.write_to(&mut out, head_only, keep_alive);
+    conn.write_all(&out).await.is_ok() && keep_alive
+}

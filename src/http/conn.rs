@@ -1,0 +1,193 @@
+//! One client socket with its read buffer: reads heads and bodies within their limits and
+//! deadlines, writes answers.
+//!
+//! The read buffer grows only as a request needs (at most the 8 KiB head plus what a pipelining
+//! client sent after it) and is released with [`Conn::release_buffer`] when a stream starts, so
+//! an idle stream holds no buffer at all. Deadlines come from the shared timer wheel.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use async_io::Async;
+use smol::future;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::HttpError;
+use super::request::{self, BodyKind, MAX_BODY, MAX_HEAD, Request};
+use crate::timer_wheel::Timers;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 4096;
+
+/// A client connection.
+#[derive(Debug)]
+pub struct Conn {
+    stream: Async<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Wraps an accepted socket.
+    pub fn new(stream: Async<TcpStream>) -> Conn {
+        Conn { stream, buf: Vec::new() }
+    }
+
+    /// The socket, for the stream loop.
+    pub fn stream(&self) -> &Async<TcpStream> {
+        &self.stream
+    }
+
+    /// Frees the read buffer (a stream reads nothing more).
+    pub fn release_buffer(&mut self) {
+        self.buf = Vec::new();
+    }
+
+    /// Whether bytes of a next (pipelined) request are already buffered.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Reads the next request head. `Ok(None)`: the peer closed, or stayed idle until
+    /// `idle_deadline`, before sending a byte. Once a byte arrives, the whole head must follow
+    /// within `header_timeout` of `head_started` (the later of that byte and the time given).
+    pub async fn read_head(
+        &mut self,
+        timers: &Timers,
+        idle_deadline: Instant,
+        header_timeout: Duration,
+    ) -> Result<Option<Request>, HttpError> {
+        let mut sleep = timers.sleep_until(idle_deadline);
+        let mut started = !self.buf.is_empty();
+        if started {
+            sleep.reset(Instant::now() + header_timeout);
+        }
+        loop {
+            if started {
+                if let Some((request, len)) = request::parse(&self.buf)? {
+                    self.buf.drain(..len);
+                    return Ok(Some(request));
+                }
+            }
+            let read = async { Some(read_more(&self.stream, &mut self.buf, MAX_HEAD).await) };
+            match future::or(read, async {
+                (&mut sleep).await;
+                None
+            })
+            .await
+            {
+                Some(Ok(0)) if !started => return Ok(None),
+                Some(Ok(0)) => return Err(HttpError::Closed),
+                Some(Ok(_)) => {
+                    if !started {
+                        started = true;
+                        sleep.reset(Instant::now() + header_timeout);
+                    }
+                }
+                Some(Err(_)) => return Err(HttpError::Closed),
+                None if started => return Err(HttpError::Timeout),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads the body of `request` (at most [`MAX_BODY`]), answering `100 Continue` first when
+    /// asked. The whole body must arrive by `deadline`.
+    pub async fn read_body(&mut self, timers: &Timers, request: &Request, deadline: Instant) -> Result<Vec<u8>, HttpError> {
+        if let BodyKind::Length(n) = request.body {
+            if n > MAX_BODY {
+                return Err(HttpError::BodyTooLarge);
+            }
+        }
+        if request.body == BodyKind::None {
+            return Ok(Vec::new());
+        }
+        if request.expect_continue && request.http11 {
+            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(|_| HttpError::Closed)?;
+        }
+        let mut sleep = timers.sleep_until(deadline);
+        let read = async {
+            match request.body {
+                BodyKind::Length(n) => self.read_exact_buffered(n).await,
+                BodyKind::Chunked => self.read_chunked().await,
+                BodyKind::None => Ok(Vec::new()),
+            }
+        };
+        future::or(read, async {
+            (&mut sleep).await;
+            Err(HttpError::Timeout)
+        })
+        .await
+    }
+
+    async fn read_exact_buffered(&mut self, n: usize) -> Result<Vec<u8>, HttpError> {
+        while self.buf.len() < n {
+            let cap = self.buf.len() + (n - self.buf.len()).min(64 * 1024);
+            if read_more(&self.stream, &mut self.buf, cap).await.map_err(|_| HttpError::Closed)? == 0 {
+                return Err(HttpError::Closed);
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// Decodes `Transfer-Encoding: chunked`, refusing more than [`MAX_BODY`] of data.
+    async fn read_chunked(&mut self) -> Result<Vec<u8>, HttpError> {
+        let mut body = Vec::new();
+        loop {
+            let (start, size) = loop {
+                match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((start, size))) => break (start, size),
+                    Ok(httparse::Status::Partial) if self.buf.len() > 1024 => {
+                        return Err(HttpError::Malformed("A chunk-size line is too long."));
+                    }
+                    Ok(httparse::Status::Partial) => self.fill(2048).await?,
+                    Err(_) => return Err(HttpError::Malformed("The chunked body is malformed.")),
+                }
+            };
+            let size = usize::try_from(size).ok().filter(|s| body.len() + s <= MAX_BODY).ok_or(HttpError::BodyTooLarge)?;
+            self.buf.drain(..start);
+            if size == 0 {
+                // Trailer fields are allowed and ignored; the body ends at an empty line.
+                loop {
+                    if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        let line_empty = end == 0;
+                        self.buf.drain(..end + 2);
+                        if line_empty {
+                            return Ok(body);
+                        }
+                    } else if self.buf.len() > MAX_HEAD {
+                        return Err(HttpError::HeadTooLarge);
+                    } else {
+                        self.fill(MAX_HEAD + 2).await?;
+                    }
+                }
+            }
+            let chunk = self.read_exact_buffered(size + 2).await?;
+            if &chunk[size..] != b"\r\n" {
+                return Err(HttpError::Malformed("A chunk does not end with CRLF."));
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+
+    async fn fill(&mut self, cap: usize) -> Result<(), HttpError> {
+        match read_more(&self.stream, &mut self.buf, cap).await {
+            Ok(0) | Err(_) => Err(HttpError::Closed),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Writes all of `bytes`.
+    pub async fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+        (&self.stream).write_all(bytes).await
+    }
+}
+
+/// Reads once into the spare room of `buf`, never letting it grow past `cap` bytes.
+async fn read_more(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+    let old = buf.len();
+    let room = cap.saturating_sub(old).clamp(1, READ_CHUNK);
+    buf.resize(old + room, 0);
+    let result = (&*stream).read(&mut buf[old..]).await;
+    buf.truncate(old + *result.as_ref().unwrap_or(&0));
+    result
+}

@@ -1,0 +1,44 @@
+//! The hand-rolled HTTP/1.1 layer: parse a head, read a body, write a response.
+//!
+//! It is small because the server needs little: origin-form targets, a handful of headers,
+//! bodies of at most 1 MiB, and responses it builds itself. Every limit is a named constant in
+//! [`request`], and every failure is an [`HttpError`] that answers with the JSON error shape.
+
+pub mod conn;
+pub mod request;
+pub mod response;
+pub mod router;
+
+use response::Response;
+
+/// Why a request could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// Bytes that are not a request we accept (400), with the sentence to send.
+    Malformed(&'static str),
+    /// The head is over [`request::MAX_HEAD`] or has too many headers (431).
+    HeadTooLarge,
+    /// The body is over [`request::MAX_BODY`] (413).
+    BodyTooLarge,
+    /// An `Expect` we do not meet (417).
+    ExpectationFailed,
+    /// The head or body did not arrive in time (408, then close).
+    Timeout,
+    /// The peer closed or the socket failed: nothing to answer.
+    Closed,
+}
+
+impl HttpError {
+    /// The answer to send, if the connection can still take one.
+    pub fn response(self) -> Option<Response> {
+        let (status, code, message) = match self {
+            HttpError::Malformed(message) => (400, "bad_request", message),
+            HttpError::HeadTooLarge => (431, "headers_too_large", "The request headers are over 8 KiB or 64 lines."),
+            HttpError::BodyTooLarge => (413, "body_too_large", "The request body is over 1 MiB."),
+            HttpError::ExpectationFailed => (417, "expectation_failed", "Only `Expect: 100-continue` is supported."),
+            HttpError::Timeout => (408, "request_timeout", "The request did not arrive in time."),
+            HttpError::Closed => return None,
+        };
+        Some(Response::error(status, code, message))
+    }
+}

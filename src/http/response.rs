@@ -1,0 +1,110 @@
+//! Responses the server builds: a status, a few headers, a body, written in one piece.
+
+use std::fmt::Write as _;
+
+/// A response to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Extra headers (Content-Length, Date-less by design, and Connection are added on write).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body; for HEAD it is measured but not sent.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with no body.
+    pub fn empty(status: u16) -> Response {
+        Response { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// A JSON body.
+    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, headers: vec![("Content-Type", "application/json".into())], body: body.into() }
+    }
+
+    /// The error shape of API.md: `{"error": {"code", "message"}}`.
+    pub fn error(status: u16, code: &str, message: &str) -> Response {
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        Response::json(status, body.to_string())
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Serializes head and (unless `head_only`) body into `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        let mut head = String::with_capacity(128);
+        let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        for (name, value) in &self.headers {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        // 204 and 304 carry no Content-Length (RFC 9110, 8.6); every other answer is delimited.
+        if !matches!(self.status, 204 | 304) {
+            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+        }
+        head.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
+        out.extend_from_slice(head.as_bytes());
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// The reason phrase of each status the server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_the_contract_shape_and_a_length() {
+        let mut out = Vec::new();
+        Response::error(404, "not_found", "No route.").write_to(&mut out, false, true);
+        let text = String::from_utf8(out).unwrap();
+        let body = r#"{"error":{"code":"not_found","message":"No route."}}"#;
+        assert_eq!(
+            text,
+            format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+                body.len()
+            )
+        );
+    }
+
+    #[test]
+    fn head_answers_keep_the_length_but_not_the_body() {
+        let mut out = Vec::new();
+        Response::json(200, "{}").write_to(&mut out, true, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n"), "{text}");
+    }
+}

@@ -1,0 +1,312 @@
+//! `ProgressTracker`: the live tasks, their changes, and the topic each change is published to.
+//!
+//! One std `Mutex` guards the task map; nothing awaits while it is held, and a change holds it
+//! only to apply the change, encode the one frame every viewer will share, and hand the frame to
+//! the task's topic (which wakes viewers after its own lock is released). The fan-out itself runs
+//! in the viewers' tasks, so a producer never waits for it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::debug;
+use crate::error::{Error, ErrorKind, Result};
+use crate::log::Ns;
+use crate::sse::encoder::Frame;
+use crate::sse::topic::Topic;
+use crate::store::{MemoryStore, TaskStore};
+use crate::task::{NewTask, Task, TaskStatus, TaskUpdate, sanitize_error, validate_result, validate_task_id};
+
+/// Most tasks `list_tasks` returns.
+pub const MAX_LIST: usize = 1000;
+
+/// The live tasks; cheap to clone (all clones share the same tasks).
+#[derive(Clone, Debug)]
+pub struct ProgressTracker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Box<dyn TaskStore>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tasks: HashMap<String, Entry>,
+    /// Finished tasks in the order they finished, with the time they may be removed.
+    /// Retention is one fixed duration, so finish order is expiry order.
+    expiry: VecDeque<(u64, String)>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    task: Task,
+    topic: Arc<Topic>,
+}
+
+/// Counts of tasks by status, for health and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// All tasks held.
+    pub total: usize,
+    /// Pending.
+    pub pending: usize,
+    /// Running.
+    pub running: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed.
+    pub failed: usize,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl ProgressTracker {
+    /// A tracker that keeps tasks in memory.
+    pub fn new(config: Config) -> ProgressTracker {
+        Self::with_store(config, Box::new(MemoryStore)).expect("the memory store loads nothing")
+    }
+
+    /// A tracker backed by `store`, starting from the tasks it loads.
+    pub fn with_store(config: Config, store: Box<dyn TaskStore>) -> std::io::Result<ProgressTracker> {
+        let mut state = State::default();
+        for task in store.load()? {
+            let terminal = task.status.is_terminal();
+            let frame = Frame::progress(task.event_id, &task.to_json(), terminal);
+            if terminal {
+                state.expiry.push_back((task.updated_at + config.retention.as_millis() as u64, task.task_id.clone()));
+            }
+            state.tasks.insert(task.task_id.clone(), Entry { topic: Arc::new(Topic::new(frame)), task });
+        }
+        Ok(ProgressTracker { inner: Arc::new(Inner { config, store, state: Mutex::new(state) }) })
+    }
+
+    /// The settings this tracker (and a server of it) runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change is applied whole before anything can panic, so a poisoned lock is usable.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a pending task with a first stage label.
+    pub fn create_task(&self, task_id: &str, stage: &str) -> Result<Task> {
+        let new = NewTask { task_id: Some(task_id.to_owned()), stage: stage.to_owned(), message: String::new() };
+        self.create(new)
+    }
+
+    /// Creates a task from a producer's request; makes an unguessable id when none is given.
+    pub fn create(&self, new: NewTask) -> Result<Task> {
+        let task_id = match new.task_id {
+            Some(id) => {
+                validate_task_id(&id)?;
+                id
+            }
+            None => crate::random::token(),
+        };
+        crate::task::validate_len("stage", &new.stage, crate::task::MAX_STAGE)?;
+        crate::task::validate_len("message", &new.message, crate::task::MAX_MESSAGE)?;
+        let mut state = self.lock();
+        self.expire(&mut state, now_ms());
+        if state.tasks.contains_key(&task_id) {
+            return Err(Error::new(ErrorKind::TaskExists, "A task with this id exists already."));
+        }
+        if state.tasks.len() >= self.inner.config.max_tasks {
+            return Err(Error::new(ErrorKind::TooManyTasks, "The server holds as many tasks as it may; try again later."));
+        }
+        let task = Task::new(task_id, new.stage, new.message, now_ms());
+        self.save(&task)?;
+        let topic = Arc::new(Topic::new(Frame::progress(task.event_id, &task.to_json(), false)));
+        debug!(Ns::Tracker, "create {}", task.task_id);
+        state.tasks.insert(task.task_id.clone(), Entry { task: task.clone(), topic });
+        Ok(task)
+    }
+
+    /// Applies a progress update to a pending or running task.
+    pub fn update_task(&self, task_id: &str, update: TaskUpdate) -> Result<Task> {
+        update.validate()?;
+        self.change(task_id, |task, now| task.apply(&update, now))
+    }
+
+    /// Completes a task with a result: progress 100, terminal.
+    pub fn complete_task(&self, task_id: &str, result: Value) -> Result<Task> {
+        validate_result(&result)?;
+        self.change(task_id, |task, now| task.complete(result, now))
+    }
+
+    /// Fails a task with an error text (sanitized): terminal, progress kept.
+    pub fn fail_task(&self, task_id: &str, error: &str) -> Result<Task> {
+        let error = sanitize_error(error);
+        self.change(task_id, |task, now| task.fail(error, now))
+    }
+
+    /// Applies one change: checks, mutates, bumps the event id, stores, publishes.
+    fn change(&self, task_id: &str, apply: impl FnOnce(&mut Task, u64)) -> Result<Task> {
+        validate_task_id(task_id)?;
+        let now = now_ms();
+        let mut state = self.lock();
+        self.expire(&mut state, now);
+        let entry = state.tasks.get_mut(task_id).ok_or_else(not_found)?;
+        if entry.task.status.is_terminal() {
+            return Err(Error::new(ErrorKind::TaskFinished, "The task has finished; it takes no more changes."));
+        }
+        let mut task = entry.task.clone();
+        apply(&mut task, now);
+        task.event_id += 1;
+        self.save(&task)?;
+        let terminal = task.status.is_terminal();
+        entry.topic.publish(Frame::progress(task.event_id, &task.to_json(), terminal));
+        entry.task = task.clone();
+        if terminal {
+            let at = now + self.inner.config.retention.as_millis() as u64;
+            state.expiry.push_back((at, task_id.to_owned()));
+        }
+        debug!(Ns::Tracker, "{} event {} {} {}", task_id, task.event_id, task.status.as_str(), task.progress);
+        Ok(task)
+    }
+
+    /// The current state of a task.
+    pub fn get_task(&self, task_id: &str) -> Option<Task> {
+        self.lock().tasks.get(task_id).map(|e| e.task.clone())
+    }
+
+    /// Tasks, newest first, at most [`MAX_LIST`].
+    pub fn list_tasks(&self) -> Vec<Task> {
+        let state = self.lock();
+        let mut tasks: Vec<&Task> = state.tasks.values().map(|e| &e.task).collect();
+        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
+        tasks.into_iter().take(MAX_LIST).cloned().collect()
+    }
+
+    /// Removes a task; its open streams get `event: error` `task_deleted` and end.
+    pub fn delete_task(&self, task_id: &str) -> Result<()> {
+        validate_task_id(task_id)?;
+        let mut state = self.lock();
+        let entry = state.tasks.remove(task_id).ok_or_else(not_found)?;
+        if let Err(e) = self.inner.store.remove(task_id) {
+            state.tasks.insert(task_id.to_owned(), entry);
+            return Err(storage_error(e));
+        }
+        entry.topic.publish(Frame::closing("task_deleted", "The task was deleted."));
+        debug!(Ns::Tracker, "delete {task_id}");
+        Ok(())
+    }
+
+    /// The task's topic, to follow its changes.
+    pub fn topic(&self, task_id: &str) -> Option<Arc<Topic>> {
+        self.lock().tasks.get(task_id).map(|e| Arc::clone(&e.topic))
+    }
+
+    /// Counts by status.
+    pub fn counts(&self) -> TaskCounts {
+        let state = self.lock();
+        let mut counts = TaskCounts { total: state.tasks.len(), ..TaskCounts::default() };
+        for entry in state.tasks.values() {
+            match entry.task.status {
+                TaskStatus::Pending => counts.pending += 1,
+                TaskStatus::Running => counts.running += 1,
+                TaskStatus::Completed => counts.completed += 1,
+                TaskStatus::Failed => counts.failed += 1,
+            }
+        }
+        counts
+    }
+
+    /// Removes finished tasks whose retention has passed; returns how many.
+    pub fn remove_expired(&self) -> usize {
+        let mut state = self.lock();
+        self.expire(&mut state, now_ms())
+    }
+
+    fn expire(&self, state: &mut State, now: u64) -> usize {
+        let mut removed = 0;
+        while let Some((at, _)) = state.expiry.front() {
+            if *at > now {
+                break;
+            }
+            let (_, id) = state.expiry.pop_front().expect("front checked");
+            // A task deleted (and perhaps created anew) since it finished is not ours to remove.
+            if state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal()) {
+                state.tasks.remove(&id);
+                let _ = self.inner.store.remove(&id);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    fn save(&self, task: &Task) -> Result<()> {
+        self.inner.store.save(task).map_err(storage_error)
+    }
+}
+
+#[cold]
+fn not_found() -> Error {
+    Error::new(ErrorKind::TaskNotFound, "No task has this id.")
+}
+
+#[cold]
+fn storage_error(e: std::io::Error) -> Error {
+    debug!(Ns::Tracker, "store failed: {e}");
+    Error::new(ErrorKind::Storage, "The change could not be recorded; try again.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_library_calls_of_the_contract_work() {
+        let tracker = ProgressTracker::new(Config::default());
+        let t = tracker.create_task("task-123", "Initializing analysis").unwrap();
+        assert_eq!((t.status, t.event_id, t.progress), (TaskStatus::Pending, 1, 0.0));
+        let t = tracker
+            .update_task(
+                "task-123",
+                TaskUpdate::running(50.0).stage("Processing data").message("Analyzing brand mentions..."),
+            )
+            .unwrap();
+        assert_eq!((t.status, t.event_id, t.progress, t.stage.as_str()), (TaskStatus::Running, 2, 50.0, "Processing data"));
+        let t = tracker.complete_task("task-123", json!({"results": "Analysis complete"})).unwrap();
+        assert_eq!((t.status, t.event_id, t.progress), (TaskStatus::Completed, 3, 100.0));
+        assert!(tracker.update_task("task-123", TaskUpdate::progress(1.0)).unwrap_err().is_finished());
+        assert!(tracker.fail_task("task-456", "API rate limit exceeded").unwrap_err().is_not_found());
+        tracker.create_task("task-456", "").unwrap();
+        let t = tracker.fail_task("task-456", "API rate limit exceeded").unwrap();
+        assert_eq!((t.status, t.error.as_deref()), (TaskStatus::Failed, Some("API rate limit exceeded")));
+        assert_eq!(tracker.counts(), TaskCounts { total: 2, completed: 1, failed: 1, ..TaskCounts::default() });
+    }
+
+    #[test]
+    fn finished_tasks_go_after_the_retention() {
+        let config = Config { retention: std::time::Duration::ZERO, ..Config::default() };
+        let tracker = ProgressTracker::new(config);
+        tracker.create_task("a", "").unwrap();
+        tracker.create_task("b", "").unwrap();
+        tracker.complete_task("a", Value::Null).unwrap();
+        assert_eq!(tracker.remove_expired(), 1);
+        assert!(tracker.get_task("a").is_none());
+        assert!(tracker.get_task("b").is_some(), "running tasks are kept");
+    }
+
+    #[test]
+    fn made_up_ids_are_valid_and_distinct() {
+        let tracker = ProgressTracker::new(Config::default());
+        let a = tracker.create(NewTask::default()).unwrap().task_id;
+        let b = tracker.create(NewTask::default()).unwrap().task_id;
+        assert_ne!(a, b);
+        assert!(validate_task_id(&a).is_ok() && a.len() >= 22, "{a}");
+    }
+}
