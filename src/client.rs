@@ -3,7 +3,7 @@
 //! Blocking std sockets keep these commands simple: each does one thing at a time, and the load
 //! tool runs its many streams on the server's side of the measurement, not here.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 

@@ -34,6 +34,8 @@
 
 pub mod auth;
 pub mod cli;
+mod cli_publish;
+mod cli_watch;
 pub mod client;
 pub mod config;
 pub mod connections;
@@ -58,3 +60,8 @@ pub use server::Server;
 pub use store::{MemoryStore, TaskStore};
 pub use task::{Task, TaskStatus, TaskUpdate};
 pub use tracker::ProgressTracker;
+
+/// README's Rust example is compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
