@@ -14,7 +14,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sse_progress::http::request::{BodyKind, Method, parse};
 use sse_progress::http::router::{Route, route};
 
-const STREAM_GET: &[u8] = b"GET /api/brand-monitor/progress/brand-analysis-7f3a9c2e41d04b8a?token=q9Zt4mWc1xLr7PbN HTTP/1.1\r\n\
+const STREAM_GET: &[u8] =
+    b"GET /api/brand-monitor/progress/brand-analysis-7f3a9c2e41d04b8a?token=q9Zt4mWc1xLr7PbN HTTP/1.1\r\n\
 Host: progress.example.com\r\n\
 Connection: keep-alive\r\n\
 Accept: text/event-stream\r\n\

@@ -28,7 +28,9 @@ mod tests {
     #[test]
     fn bearer_tokens_must_match_exactly() {
         assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
-        for wrong in [None, Some("Bearer s3cre"), Some("Bearer s3cret2"), Some("s3cret"), Some("Basic s3cret"), Some("Bearer ")] {
+        for wrong in
+            [None, Some("Bearer s3cre"), Some("Bearer s3cret2"), Some("s3cret"), Some("Basic s3cret"), Some("Bearer ")]
+        {
             assert!(!bearer_matches(wrong, "s3cret"), "{wrong:?}");
         }
     }

@@ -18,10 +18,12 @@ pub struct Flag {
     pub value: Option<&'static str>,
     /// What it does, for `--help`.
     pub help: &'static str,
+    /// May be given more than once; the values are joined with `,`.
+    pub repeatable: bool,
 }
 
 const fn flag(name: &'static str, value: Option<&'static str>, help: &'static str) -> Flag {
-    Flag { name, value, help }
+    Flag { name, value, help, repeatable: false }
 }
 
 /// Flags of `serve` (and `demo`).
@@ -32,11 +34,31 @@ pub const SERVE_FLAGS: &[Flag] = &[
     flag("retention-secs", Some("N"), "keep finished tasks N seconds [default: 3600]"),
     flag("threads", Some("N"), "executor threads [default: the number of CPUs]"),
     flag("max-tasks", Some("N"), "most tasks held at once; creation answers 503 beyond [default: 100000]"),
+    flag("allow-unauthenticated", None, "allow a non-loopback --listen without --publish-token (anyone could publish)"),
     flag(
-        "allow-unauthenticated",
-        None,
-        "allow a non-loopback --listen without --publish-token (anyone could publish)",
+        "max-connections",
+        Some("N"),
+        "open connections at most; beyond: 503 + Retry-After [default: open-file limit - 64]",
     ),
+    flag(
+        "max-streams-per-client",
+        Some("N"),
+        "open streams per client address; beyond: 429 + Retry-After [default: 256, 0: no limit]",
+    ),
+    flag(
+        "connect-rate-per-client",
+        Some("N"),
+        "new connections per second per client address, burst N; beyond: 429 [default: 50, 0: no limit]",
+    ),
+    flag("trust-proxy", Some("ADDR"), "take the client address from X-Forwarded-For when the peer is this IP"),
+    flag("require-subscribe-token", None, "streams and HEAD need ?token= (the subscribeToken returned by create)"),
+    Flag {
+        name: "cors-origin",
+        value: Some("ORIGIN"),
+        help: "let this origin read streams and HEAD (repeatable, comma-separated, or *)",
+        repeatable: true,
+    },
+    flag("drain-secs", Some("N"), "on SIGTERM/SIGINT: tell streams shutting_down, exit within N s [default: 10]"),
 ];
 
 /// Flags of `demo` beyond those of `serve`.
@@ -73,15 +95,23 @@ pub fn parse_flags(args: &[String], specs: &[&[Flag]]) -> Result<(Flags, Vec<Str
                 args.get(i - 1).cloned().ok_or_else(|| format!("--{name} needs a value {placeholder}"))?
             }
         };
-        flags.insert(spec.name, value);
+        match flags.get_mut(spec.name) {
+            Some(old) if spec.repeatable => {
+                old.push(',');
+                old.push_str(&value);
+            }
+            _ => {
+                flags.insert(spec.name, value);
+            }
+        }
     }
     for spec in all() {
-        if !flags.contains_key(spec.name) {
-            if let Ok(value) = std::env::var(env_name(spec.name)) {
-                let switch_on = spec.value.is_some() || matches!(value.as_str(), "1" | "true" | "yes");
-                if switch_on {
-                    flags.insert(spec.name, if spec.value.is_some() { value } else { String::new() });
-                }
+        if !flags.contains_key(spec.name)
+            && let Ok(value) = std::env::var(env_name(spec.name))
+        {
+            let switch_on = spec.value.is_some() || matches!(value.as_str(), "1" | "true" | "yes");
+            if switch_on {
+                flags.insert(spec.name, if spec.value.is_some() { value } else { String::new() });
             }
         }
     }
@@ -118,6 +148,26 @@ pub fn serve_settings(flags: &Flags) -> Result<(SocketAddr, Config), String> {
         config.max_tasks = n;
     }
     config.publish_token = flags.get("publish-token").filter(|t| !t.is_empty()).cloned();
+    if let Some(n) = number::<usize>(flags, "max-connections")? {
+        config.max_connections = n.max(1);
+    }
+    if let Some(n) = number::<u32>(flags, "max-streams-per-client")? {
+        config.max_streams_per_client = n;
+    }
+    if let Some(n) = number::<u32>(flags, "connect-rate-per-client")? {
+        config.connect_rate_per_client = n;
+    }
+    if let Some(proxy) = flags.get("trust-proxy") {
+        config.trust_proxy =
+            Some(proxy.parse().map_err(|_| format!("--trust-proxy must be an IP address, not {proxy:?}"))?);
+    }
+    config.require_subscribe_token = flags.contains_key("require-subscribe-token");
+    if let Some(origins) = flags.get("cors-origin") {
+        config.cors_origins = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+    }
+    if let Some(n) = number::<u64>(flags, "drain-secs")? {
+        config.drain = Duration::from_secs(n);
+    }
     if !addr.ip().is_loopback() && config.publish_token.is_none() && !flags.contains_key("allow-unauthenticated") {
         return Err(format!(
             "refusing to listen on {addr} without --publish-token: anyone who can reach it could publish. \
@@ -128,7 +178,9 @@ pub fn serve_settings(flags: &Flags) -> Result<(SocketAddr, Config), String> {
 }
 
 fn usage_of(command: &str, synopsis: &str, specs: &[&[Flag]]) -> String {
-    let mut out = format!("Usage: sse-progress {command} {synopsis}\n\nOptions (each also from the environment variable shown):\n");
+    let mut out = format!(
+        "Usage: sse-progress {command} {synopsis}\n\nOptions (each also from the environment variable shown):\n"
+    );
     for spec in specs.iter().flat_map(|s| s.iter()) {
         let left = match spec.value {
             Some(v) => format!("--{} {v}", spec.name),
@@ -209,7 +261,21 @@ fn serve(args: &[String]) -> Result<(), String> {
     smol::block_on(async {
         let server = crate::Server::bind(addr, tracker).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!("sse-progress listening on http://{}", server.local_addr().map_err(|e| e.to_string())?);
-        server.run().await.map_err(|e| e.to_string())
+        server.run_until(termination_signal()?).await.map_err(|e| e.to_string())?;
+        eprintln!("sse-progress stopped");
+        Ok(())
+    })
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+pub fn termination_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use async_signal::{Signal, Signals};
+    use smol::stream::StreamExt as _;
+    let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    Ok(async move {
+        if let Some(Ok(signal)) = signals.next().await {
+            eprintln!("sse-progress: {signal:?}: draining");
+        }
     })
 }
 
@@ -223,7 +289,11 @@ mod tests {
 
     #[test]
     fn flags_parse_in_both_forms() {
-        let (flags, pos) = parse_flags(&args(&["--listen=127.0.0.1:9", "--threads", "4", "x", "--allow-unauthenticated"]), &[SERVE_FLAGS]).unwrap();
+        let (flags, pos) = parse_flags(
+            &args(&["--listen=127.0.0.1:9", "--threads", "4", "x", "--allow-unauthenticated"]),
+            &[SERVE_FLAGS],
+        )
+        .unwrap();
         assert_eq!(flags["listen"], "127.0.0.1:9");
         assert_eq!(flags["threads"], "4");
         assert_eq!(flags["allow-unauthenticated"], "");
@@ -236,9 +306,11 @@ mod tests {
     fn public_addresses_need_a_token_or_an_explicit_opt_out() {
         let (flags, _) = parse_flags(&args(&["--listen", "0.0.0.0:8080"]), &[SERVE_FLAGS]).unwrap();
         assert!(serve_settings(&flags).unwrap_err().contains("--publish-token"));
-        let (flags, _) = parse_flags(&args(&["--listen", "0.0.0.0:8080", "--publish-token", "t"]), &[SERVE_FLAGS]).unwrap();
+        let (flags, _) =
+            parse_flags(&args(&["--listen", "0.0.0.0:8080", "--publish-token", "t"]), &[SERVE_FLAGS]).unwrap();
         assert!(serve_settings(&flags).is_ok());
-        let (flags, _) = parse_flags(&args(&["--listen", "0.0.0.0:8080", "--allow-unauthenticated"]), &[SERVE_FLAGS]).unwrap();
+        let (flags, _) =
+            parse_flags(&args(&["--listen", "0.0.0.0:8080", "--allow-unauthenticated"]), &[SERVE_FLAGS]).unwrap();
         assert!(serve_settings(&flags).is_ok());
         let (flags, _) = parse_flags(&args(&["--heartbeat-secs", "soon"]), &[SERVE_FLAGS]).unwrap();
         assert!(serve_settings(&flags).unwrap_err().contains("number"));

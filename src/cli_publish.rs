@@ -21,16 +21,16 @@ The answer's JSON is printed on stdout; an error answer exits 1, a usage error 2
 ";
 
 const FLAGS: &[Flag] = &[
-    Flag { name: "token", value: Some("TOKEN"), help: "the server's publish token" },
-    Flag { name: "publish-token", value: Some("TOKEN"), help: "same as --token" },
-    Flag { name: "id", value: Some("ID"), help: "task id for create" },
-    Flag { name: "stage", value: Some("TEXT"), help: "stage label" },
-    Flag { name: "message", value: Some("TEXT"), help: "message" },
-    Flag { name: "progress", value: Some("N"), help: "0 to 100" },
-    Flag { name: "status", value: Some("STATUS"), help: "pending or running" },
-    Flag { name: "reset", value: None, help: "allow progress to move back" },
-    Flag { name: "result", value: Some("JSON"), help: "result of complete" },
-    Flag { name: "error", value: Some("TEXT"), help: "error of fail" },
+    Flag { name: "token", value: Some("TOKEN"), help: "the server's publish token", repeatable: false },
+    Flag { name: "publish-token", value: Some("TOKEN"), help: "same as --token", repeatable: false },
+    Flag { name: "id", value: Some("ID"), help: "task id for create", repeatable: false },
+    Flag { name: "stage", value: Some("TEXT"), help: "stage label", repeatable: false },
+    Flag { name: "message", value: Some("TEXT"), help: "message", repeatable: false },
+    Flag { name: "progress", value: Some("N"), help: "0 to 100", repeatable: false },
+    Flag { name: "status", value: Some("STATUS"), help: "pending or running", repeatable: false },
+    Flag { name: "reset", value: None, help: "allow progress to move back", repeatable: false },
+    Flag { name: "result", value: Some("JSON"), help: "result of complete", repeatable: false },
+    Flag { name: "error", value: Some("TEXT"), help: "error of fail", repeatable: false },
 ];
 
 /// Runs `publish`; returns the exit code.
@@ -100,7 +100,8 @@ fn call(args: &[String]) -> Result<(u16, String), String> {
         other => return Err(format!("unknown call {other:?}\n\n{HELP}")),
     };
     let body = (method != "GET" && method != "DELETE").then(|| serde_json::Value::Object(body).to_string());
-    let mut client = Client::connect(&url, token, Duration::from_secs(10)).map_err(|e| format!("cannot connect to {}: {e}", url.authority))?;
+    let mut client = Client::connect(&url, token, Duration::from_secs(10))
+        .map_err(|e| format!("cannot connect to {}: {e}", url.authority))?;
     let reply = client.request(method, &path, body.as_deref()).map_err(|e| e.to_string())?;
     Ok((reply.status, reply.text()))
 }

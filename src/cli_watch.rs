@@ -18,7 +18,7 @@ const MAX_ATTEMPTS: u32 = 3;
 
 /// Runs `watch`; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
-    let flags = &[crate::cli::Flag { name: "token", value: Some("TOKEN"), help: "subscribe token" }];
+    let flags = &[crate::cli::Flag { name: "token", value: Some("TOKEN"), help: "subscribe token", repeatable: false }];
     let (flags, positional) = match crate::cli::parse_flags(args, &[flags]) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -63,7 +63,10 @@ fn follow(url: &Url, task_id: &str, token: &str, last_id: &mut Option<String>) -
     let mut stream = crate::server::connect(url.addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     // Heartbeats come every 30 s by default: 75 s of silence means the connection is gone.
     stream.set_read_timeout(Some(Duration::from_secs(75))).map_err(|e| e.to_string())?;
-    let mut head = format!("GET {}/api/brand-monitor/progress/{task_id}{token} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n", url.base, url.authority);
+    let mut head = format!(
+        "GET {}/api/brand-monitor/progress/{task_id}{token} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
+        url.base, url.authority
+    );
     if let Some(id) = last_id {
         head.push_str(&format!("Last-Event-ID: {id}\r\n"));
     }

@@ -166,7 +166,8 @@ impl<R: BufRead> EventReader<R> {
         if self.chunk_left == 0 {
             let mut line = String::new();
             self.reader.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim(), 16).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+            let size = usize::from_str_radix(line.trim(), 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
             if size == 0 {
                 self.done = true;
                 return Ok(false);

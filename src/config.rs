@@ -30,6 +30,29 @@ pub struct Config {
     pub threads: usize,
     /// Granularity of every deadline (default 100 ms).
     pub timer_tick: Duration,
+    /// Open connections at most; beyond, new ones get 503 (default: from the open-file limit).
+    pub max_connections: usize,
+    /// Open streams per client address at most; beyond, 429 (default 256, 0 = no limit).
+    pub max_streams_per_client: u32,
+    /// New connections per second per client address, burst of the same (default 50, 0 = no limit).
+    pub connect_rate_per_client: u32,
+    /// Take the client address from `X-Forwarded-For` when the peer is this proxy.
+    pub trust_proxy: Option<std::net::IpAddr>,
+    /// Streams and HEAD need `?token=` (the `subscribeToken` of creation).
+    pub require_subscribe_token: bool,
+    /// Origins allowed to read streams and HEAD across origins (`*` for any); empty: no CORS.
+    pub cors_origins: Vec<String>,
+    /// On shutdown, streams are told and the server exits within this time (default 10 s).
+    pub drain: Duration,
+}
+
+/// File descriptors kept free for the listener, logs, a store and the answers that refuse.
+const FD_RESERVE: u64 = 64;
+
+/// The default connection cap: the soft open-file limit less a reserve.
+pub fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024);
+    limit.saturating_sub(FD_RESERVE).max(16) as usize
 }
 
 impl Default for Config {
@@ -46,6 +69,13 @@ impl Default for Config {
             max_tasks: 100_000,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timer_tick: Duration::from_millis(100),
+            max_connections: default_max_connections(),
+            max_streams_per_client: 256,
+            connect_rate_per_client: 50,
+            trust_proxy: None,
+            require_subscribe_token: false,
+            cors_origins: Vec::new(),
+            drain: Duration::from_secs(10),
         }
     }
 }

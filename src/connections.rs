@@ -8,6 +8,8 @@
 //! Closing stale connections is the streams' own deadline on the timer wheel (see
 //! `sse::stream`), so no sweeper thread walks the registry.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +38,13 @@ pub struct HealthCounts {
     pub stale: usize,
 }
 
+/// The open streams, and how many each client address has.
+#[derive(Debug, Default)]
+struct Open {
+    streams: Slab<Arc<ConnStats>>,
+    per_client: HashMap<IpAddr, u32>,
+}
+
 /// What one stream records about itself.
 #[derive(Debug)]
 pub struct ConnStats {
@@ -52,7 +61,8 @@ pub struct ConnStats {
 #[derive(Debug)]
 pub struct Connections {
     start: Instant,
-    open: Mutex<Slab<Arc<ConnStats>>>,
+    open: Mutex<Open>,
+    max_per_client: u32,
     next_id: AtomicU64,
     total: AtomicU64,
     ended: AtomicU64,
@@ -63,11 +73,13 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// A registry that classifies with these two durations.
-    pub fn new(unhealthy_after: Duration, stale_after: Duration) -> Connections {
+    /// A registry that classifies with these two durations and allows each client address
+    /// `max_per_client` open streams (0: no limit).
+    pub fn new(unhealthy_after: Duration, stale_after: Duration, max_per_client: u32) -> Connections {
         Connections {
             start: Instant::now(),
-            open: Mutex::new(Slab::default()),
+            open: Mutex::new(Open::default()),
+            max_per_client,
             next_id: AtomicU64::new(1),
             total: AtomicU64::new(0),
             ended: AtomicU64::new(0),
@@ -83,8 +95,13 @@ impl Connections {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Registers a new stream; it is counted until the guard is dropped.
-    pub fn open(&self) -> StreamGuard<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new stream of `client`, counted until the guard is dropped; `None` when the
+    /// client has its maximum of open streams.
+    pub fn open(&self, client: IpAddr) -> Option<StreamGuard<'_>> {
         let now = self.now_ms();
         let stats = Arc::new(ConnStats {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -93,9 +110,16 @@ impl Connections {
             blocked_since_ms: AtomicU64::new(0),
             failed: AtomicBool::new(false),
         });
-        let key = self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(Arc::clone(&stats));
+        let mut open = self.lock();
+        let count = open.per_client.entry(client).or_insert(0);
+        if self.max_per_client != 0 && *count >= self.max_per_client {
+            return None;
+        }
+        *count += 1;
+        let key = open.streams.insert(Arc::clone(&stats));
+        drop(open);
         self.total.fetch_add(1, Ordering::Relaxed);
-        StreamGuard { connections: self, key, stats }
+        Some(StreamGuard { connections: self, key, client, stats })
     }
 
     /// Health of one connection at `now`.
@@ -104,7 +128,9 @@ impl Connections {
         let blocked = stats.blocked_since_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= self.stale_after {
             Health::Stale
-        } else if stats.failed.load(Ordering::Relaxed) || (blocked != 0 && now.saturating_sub(blocked - 1) >= self.unhealthy_after) {
+        } else if stats.failed.load(Ordering::Relaxed)
+            || (blocked != 0 && now.saturating_sub(blocked - 1) >= self.unhealthy_after)
+        {
             Health::Unhealthy
         } else {
             Health::Healthy
@@ -114,9 +140,9 @@ impl Connections {
     /// Counts of open streams by health.
     pub fn health(&self) -> HealthCounts {
         let now = self.now_ms();
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let open = self.lock();
         let mut counts = HealthCounts::default();
-        for stats in open.values() {
+        for stats in open.streams.values() {
             match self.health_of(stats, now) {
                 Health::Healthy => counts.healthy += 1,
                 Health::Unhealthy => counts.unhealthy += 1,
@@ -128,7 +154,7 @@ impl Connections {
 
     /// Streams open now.
     pub fn active(&self) -> u64 {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+        self.lock().streams.len() as u64
     }
 
     /// Streams ever opened.
@@ -158,6 +184,7 @@ impl Connections {
 pub struct StreamGuard<'a> {
     connections: &'a Connections,
     key: Key,
+    client: IpAddr,
     stats: Arc<ConnStats>,
 }
 
@@ -195,7 +222,15 @@ impl StreamGuard<'_> {
 impl Drop for StreamGuard<'_> {
     fn drop(&mut self) {
         let c = self.connections;
-        c.open.lock().unwrap_or_else(|e| e.into_inner()).remove(self.key);
+        let mut open = c.lock();
+        open.streams.remove(self.key);
+        if let Some(count) = open.per_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.per_client.remove(&self.client);
+            }
+        }
+        drop(open);
         c.ended.fetch_add(1, Ordering::Relaxed);
         c.ended_ms_sum.fetch_add(c.now_ms().saturating_sub(self.stats.opened_ms), Ordering::Relaxed);
     }
@@ -207,8 +242,8 @@ mod tests {
 
     #[test]
     fn health_follows_the_write_record() {
-        let c = Connections::new(Duration::from_millis(30), Duration::from_millis(120));
-        let guard = c.open();
+        let c = Connections::new(Duration::from_millis(30), Duration::from_millis(120), 0);
+        let guard = c.open(LOCAL).unwrap();
         let stats = Arc::clone(&guard.stats);
         assert_eq!(c.health_of(&stats, 10), Health::Healthy);
         stats.blocked_since_ms.store(11, Ordering::Relaxed); // blocked at 10
@@ -221,5 +256,18 @@ mod tests {
         assert_eq!((c.total(), c.active()), (1, 1));
         drop(guard);
         assert_eq!((c.total(), c.active(), c.ended()), (1, 0, 1));
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn streams_are_capped_per_client_address() {
+        let c = Connections::new(Duration::from_secs(30), Duration::from_secs(120), 2);
+        let (a, b) = (c.open(LOCAL).unwrap(), c.open(LOCAL).unwrap());
+        assert!(c.open(LOCAL).is_none());
+        assert!(c.open("127.0.0.2".parse().unwrap()).is_some(), "other addresses have their own cap");
+        drop(a);
+        assert!(c.open(LOCAL).is_some());
+        drop(b);
     }
 }

@@ -39,9 +39,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let (addr, mut config) = serve_settings(&flags)?;
     config.retention = config.retention.min(Duration::from_secs(600));
-    let concurrent: usize = flags.get("concurrent").map_or(Ok(3), |v| v.parse()).map_err(|_| "--concurrent must be a number")?;
-    let exit_after: Option<u64> =
-        flags.get("exit-after-secs").map(|v| v.parse()).transpose().map_err(|_| "--exit-after-secs must be a number")?;
+    let concurrent: usize =
+        flags.get("concurrent").map_or(Ok(3), |v| v.parse()).map_err(|_| "--concurrent must be a number")?;
+    let exit_after: Option<u64> = flags
+        .get("exit-after-secs")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| "--exit-after-secs must be a number")?;
     let tracker = ProgressTracker::new(config);
     smol::block_on(async {
         let server = Server::bind(addr, tracker.clone()).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -54,12 +58,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .name("demo-simulator".into())
             .spawn(move || simulator.run(deadline))
             .map_err(|e| e.to_string())?;
+        let signal = crate::cli::termination_signal()?;
         let stop = async move {
             match deadline {
                 Some(at) => {
-                    async_io::Timer::at(at).await;
+                    smol::future::or(
+                        async {
+                            async_io::Timer::at(at).await;
+                        },
+                        signal,
+                    )
+                    .await;
                 }
-                None => std::future::pending::<()>().await,
+                None => signal.await,
             }
         };
         server.run_until(stop).await.map_err(|e| e.to_string())
@@ -151,11 +162,9 @@ impl Simulator {
 fn step(tracker: &ProgressTracker, sim: &mut Sim) -> bool {
     let stage_end: f64 = STAGES[..=sim.stage].iter().map(|s| s.1).sum();
     sim.progress = (sim.progress + 1.0 + fastrand::f64() * 4.0).min(stage_end);
-    if let Some(at) = sim.fails_at {
-        if sim.progress >= at {
-            let _ = tracker.fail_task(&sim.id, FAILURES[fastrand::usize(..FAILURES.len())]);
-            return true;
-        }
+    if sim.fails_at.is_some_and(|at| sim.progress >= at) {
+        let _ = tracker.fail_task(&sim.id, FAILURES[fastrand::usize(..FAILURES.len())]);
+        return true;
     }
     if sim.progress >= 100.0 {
         let report = json!({

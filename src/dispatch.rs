@@ -4,7 +4,7 @@
 //! the next head is parsed from the buffer. A request whose body is not read (an early error)
 //! ends the connection after its answer, since the unread body would be taken for a next request.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::http::request::{BodyKind, Method, Request};
 use crate::http::response::Response;
 use crate::http::router::{Route, route};
 use crate::log::Ns;
-use crate::routes::{health, index, progress, tasks};
+use crate::routes::{cors, health, index, progress, tasks};
 use crate::server::Shared;
 use crate::sse::stream::End;
 
@@ -26,70 +26,110 @@ use crate::sse::stream::End;
 pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr) {
     let mut conn = Conn::new(stream);
     let config = &shared.config;
+    let behind_proxy = config.trust_proxy == Some(peer.ip());
+    if !behind_proxy && let Err(wait) = shared.connect_rate.admit_connection(peer.ip(), Instant::now()) {
+        refuse_rate(&shared, &conn, wait).await;
+        return;
+    }
     // The first request must arrive within the header timeout of the accept; later ones may
     // wait for the idle timeout before their first byte.
     let mut idle_deadline = Instant::now() + config.header_timeout;
     let mut first = true;
     loop {
-        let request = match conn.read_head(&shared.timers, idle_deadline, config.header_timeout).await {
+        let request = match conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout).await
+        {
             Ok(Some(request)) => request,
-            Ok(None) if first => {
-                answer_error(&conn, HttpError::Timeout).await;
+            Ok(None) if first && !shared.shutdown.is_triggered() => {
+                answer_error(&shared, &conn, HttpError::Timeout).await;
                 return;
             }
             Ok(None) => return,
             Err(e) => {
                 debug!(Ns::Http, "{peer} bad request: {e:?}");
-                answer_error(&conn, e).await;
+                answer_error(&shared, &conn, e).await;
                 return;
             }
         };
+        let client = if behind_proxy { forwarded_client(&request).unwrap_or(peer.ip()) } else { peer.ip() };
+        if behind_proxy
+            && first
+            && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now())
+        {
+            refuse_rate(&shared, &conn, wait).await;
+            return;
+        }
         first = false;
-        if !handle(&shared, &mut conn, request).await {
+        if !handle(&shared, &mut conn, request, client).await || shared.shutdown.is_triggered() {
             return;
         }
         idle_deadline = Instant::now() + config.idle_timeout;
     }
 }
 
-async fn answer_error(conn: &Conn, e: HttpError) {
+/// The client's address as the trusted proxy saw it: the last entry of `X-Forwarded-For`
+/// (entries before it were sent by the client and prove nothing).
+fn forwarded_client(request: &Request) -> Option<IpAddr> {
+    request.forwarded_for.as_deref()?.rsplit(',').next()?.trim().parse().ok()
+}
+
+async fn refuse_rate(shared: &Shared, conn: &Conn, wait: std::time::Duration) {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let response = Response::error(429, "too_many_connections", "This client opens connections too fast; slow down.")
+        .header("Retry-After", seconds.to_string());
+    write(shared, conn, &response, false, false).await;
+}
+
+async fn answer_error(shared: &Shared, conn: &Conn, e: HttpError) {
     if let Some(response) = e.response() {
-        let mut out = Vec::new();
-        response.write_to(&mut out, false, false);
-        let _ = conn.write_all(&out).await;
+        write(shared, conn, &response, false, false).await;
     }
 }
 
 /// Handles one request; false when the connection must close.
-async fn handle(shared: &Shared, conn: &mut Conn, request: Request) -> bool {
+async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> bool {
     let head_only = request.method == Method::Head;
     let mut body_read = false;
-    let response = match route(&request.path) {
+    let route = route(&request.path);
+    // CORS headers go on every answer of the stream route, errors included, so a page on another
+    // origin can read why it was refused.
+    let cors_headers = match route {
+        Some(Route::Progress(_)) => cors::allow_origin(&shared.config, request.origin.as_deref()),
+        _ => None,
+    };
+    let response = match route {
         None => Response::error(404, "not_found", "No route matches this path."),
-        Some(route) if request.method == Method::Options => Response::empty(204).header("Allow", route.allow()),
+        Some(route) if request.method == Method::Options => {
+            let response = Response::empty(204).header("Allow", route.allow());
+            match &cors_headers {
+                Some(_) => cors::preflight(response),
+                None => response,
+            }
+        }
         Some(route) if !route.allows(request.method) => {
-            Response::error(405, "method_not_allowed", "This route does not take this method.").header("Allow", route.allow())
+            Response::error(405, "method_not_allowed", "This route does not take this method.")
+                .header("Allow", route.allow())
         }
         Some(Route::Progress(id)) if request.method == Method::Get => {
-            match progress::get(shared, conn, &request, id).await {
+            let extra = cors_headers.as_ref().map(|h| cors::header_lines(h)).unwrap_or_default();
+            match progress::get(shared, conn, &request, id, client, &extra).await {
                 progress::Outcome::Answer(response) => response,
                 progress::Outcome::Streamed(End::Finished) => return request.keep_alive,
                 progress::Outcome::Streamed(End::Closed) => return false,
             }
         }
-        Some(Route::Progress(id)) => progress::head(shared, id),
+        Some(Route::Progress(id)) => progress::head(shared, &request, id),
         Some(Route::Index) => index::page(),
         Some(Route::Health) => health::health(shared),
         Some(Route::Metrics) => health::metrics(shared),
         Some(route) => {
-            if let Some(token) = &shared.config.publish_token {
-                if !bearer_matches(request.authorization.as_deref(), token) {
-                    let response =
-                        Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
-                            .header("WWW-Authenticate", "Bearer");
-                    let keep_alive = request.keep_alive && request.body == BodyKind::None;
-                    return write(conn, &response, head_only, keep_alive).await;
-                }
+            if let Some(token) = &shared.config.publish_token
+                && !bearer_matches(request.authorization.as_deref(), token)
+            {
+                let response =
+                    Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
+                        .header("WWW-Authenticate", "Bearer");
+                let keep_alive = request.keep_alive && request.body == BodyKind::None;
+                return write(shared, conn, &response, head_only, keep_alive).await;
             }
             let deadline = Instant::now() + shared.config.idle_timeout;
             let body = match conn.read_body(&shared.timers, &request, deadline).await {
@@ -98,17 +138,22 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request) -> bool {
                     body
                 }
                 Err(e) => {
-                    answer_error(conn, e).await;
+                    answer_error(shared, conn, e).await;
                     return false;
                 }
             };
             producer(shared, &request, &body, route)
         }
     };
+    let response = match cors_headers {
+        Some(headers) => cors::apply(response, headers),
+        None => response,
+    };
     // A body nobody read would be parsed as the next request.
-    let keep_alive = request.keep_alive && (body_read || request.body == BodyKind::None);
+    let keep_alive =
+        request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered();
     debug!(Ns::Http, "{:?} {} {}", request.method, request.path, response.status);
-    write(conn, &response, head_only, keep_alive).await
+    write(shared, conn, &response, head_only, keep_alive).await
 }
 
 fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> Response {
@@ -122,8 +167,10 @@ fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -
     }
 }
 
-async fn write(conn: &Conn, response: &Response, head_only: bool, keep_alive: bool) -> bool {
+/// Writes an answer; true when the connection goes on.
+async fn write(shared: &Shared, conn: &Conn, response: &Response, head_only: bool, keep_alive: bool) -> bool {
     let mut out = Vec::with_capacity(256 + response.body.len());
     response.write_to(&mut out, head_only, keep_alive);
-    conn.write_all(&out).await.is_ok() && keep_alive
+    let deadline = Instant::now() + shared.config.idle_timeout;
+    conn.write_all(&out, &shared.timers, deadline).await.is_ok() && keep_alive
 }

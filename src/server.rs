@@ -1,15 +1,20 @@
 //! Accepts connections and runs them on the server's own executor threads.
 //!
-//! `Server::run_until(shutdown)` takes shutdown as an argument, as mini-redis does: the accept
-//! loop, the timer-wheel driver and the retention sweep stop when `shutdown` completes.
+//! `Server::run_until(shutdown)` takes shutdown as an argument, as mini-redis does. When it
+//! completes the server drains: it stops accepting, tells every stream `shutting_down`, lets
+//! requests in flight finish, and returns once every connection is gone or `config.drain` has
+//! passed, whichever is first. Beyond `config.max_connections` open connections a new one is
+//! answered 503 at once, from the accept loop, without a task.
 //! The listening socket is made with rustix so its backlog can be 4,096: std's fixed 128 drops
 //! handshakes in a reconnect storm, and each drop costs the client a 1 s SYN retry.
 
 use std::future::Future;
 use std::io;
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_io::Async;
@@ -20,6 +25,8 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::debug;
 use crate::log::Ns;
+use crate::rate_limit::ConnectRate;
+use crate::shutdown::Shutdown;
 use crate::timer_wheel::Timers;
 use crate::tracker::ProgressTracker;
 
@@ -39,6 +46,21 @@ pub struct Shared {
     pub connections: Connections,
     /// When the server started.
     pub started: Instant,
+    /// Set when the server starts draining.
+    pub shutdown: Shutdown,
+    /// New connections per client address.
+    pub connect_rate: ConnectRate,
+    /// Connections open now (streams and the rest).
+    pub open_connections: AtomicUsize,
+}
+
+/// Counts a connection as open while it lives.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A bound server, ready to run.
@@ -59,8 +81,11 @@ impl Server {
         let config = tracker.config().clone();
         let shared = Shared {
             timers: Timers::new(config.timer_tick),
-            connections: Connections::new(config.unhealthy_after, config.stale_after),
+            connections: Connections::new(config.unhealthy_after, config.stale_after, config.max_streams_per_client),
             started: Instant::now(),
+            shutdown: Shutdown::default(),
+            connect_rate: ConnectRate::new(config.connect_rate_per_client),
+            open_connections: AtomicUsize::new(0),
             config,
             tracker,
         };
@@ -83,7 +108,8 @@ impl Server {
         self.run_until(future::pending()).await
     }
 
-    /// Serves until `shutdown` completes, on `config.threads` threads (this one included).
+    /// Serves until `shutdown` completes, then drains (see the module docs); runs on
+    /// `config.threads` threads, this one included.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let executor = Arc::new(Executor::new());
         let (stop, stopped) = smol::channel::bounded::<()>(1);
@@ -101,12 +127,29 @@ impl Server {
             future::zip(shared.timers.run(), sweep_retention(shared)).await;
         };
         let accept = accept_loop(&self.listener, shared, &executor);
-        let result = executor.run(future::or(future::or(accept, async { housekeeping.await; Ok(()) }), async {
-            shutdown.await;
-            Ok(())
-        }));
+        let result = executor.run(future::or(
+            future::or(accept, async {
+                housekeeping.await;
+                Ok(())
+            }),
+            async {
+                shutdown.await;
+                Ok(())
+            },
+        ));
         let result = result.await;
-        debug!(Ns::Server, "stopping");
+        drop(self.listener);
+        let open = shared.open_connections.load(Ordering::Relaxed);
+        debug!(Ns::Server, "draining {open} connections");
+        shared.shutdown.trigger();
+        let deadline = Instant::now() + shared.config.drain;
+        let drained = async {
+            while shared.open_connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+                async_io::Timer::after(Duration::from_millis(10)).await;
+            }
+        };
+        executor.run(future::or(drained, shared.timers.run())).await;
+        debug!(Ns::Server, "stopped with {} connections open", shared.open_connections.load(Ordering::Relaxed));
         drop(stop);
         for helper in helpers {
             let _ = helper.join();
@@ -115,7 +158,11 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: &Async<TcpListener>, shared: &Arc<Shared>, executor: &Arc<Executor<'static>>) -> io::Result<()> {
+async fn accept_loop(
+    listener: &Async<TcpListener>,
+    shared: &Arc<Shared>,
+    executor: &Arc<Executor<'static>>,
+) -> io::Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -126,7 +173,13 @@ async fn accept_loop(listener: &Async<TcpListener>, shared: &Arc<Shared>, execut
                 continue;
             }
         };
+        if shared.open_connections.fetch_add(1, Ordering::Relaxed) >= shared.config.max_connections {
+            shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+            refuse_full(stream.get_ref());
+            continue;
+        }
         let _ = stream.get_ref().set_nodelay(true);
+        let guard = OpenGuard(Arc::clone(shared));
         let shared = Arc::clone(shared);
         executor
             .spawn(async move {
@@ -134,9 +187,22 @@ async fn accept_loop(listener: &Async<TcpListener>, shared: &Arc<Shared>, execut
                 if AssertUnwindSafe(crate::dispatch::serve(shared, stream, peer)).catch_unwind().await.is_err() {
                     debug!(Ns::Conn, "{peer}: a connection task panicked");
                 }
+                drop(guard);
             })
             .detach();
     }
+}
+
+/// Answers 503 on a fresh socket with one non-blocking write (an empty send buffer takes it)
+/// and closes it. `Retry-After` is spread over 1-5 s so refused clients do not return together.
+fn refuse_full(stream: &TcpStream) {
+    let body = r#"{"error":{"code":"server_full","message":"The server is at its connection limit; retry later."}}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        fastrand::u32(1..=5),
+        body.len()
+    );
+    let _ = (&*stream).write(answer.as_bytes());
 }
 
 /// Removes finished tasks past their retention, once a second.

@@ -155,7 +155,8 @@ impl Task {
 
     pub(crate) fn fail(&mut self, error: String, now_ms: u64) {
         self.status = TaskStatus::Failed;
-        self.estimated_time_remaining = None;
+        // Finished, so nothing remains: API.md gives 0 for every finished task.
+        self.estimated_time_remaining = Some(0.0);
         self.error = Some(error);
         self.updated_at = now_ms;
         self.rate_anchor = None;
@@ -223,7 +224,10 @@ impl TaskUpdate {
     /// Checks every limit of API.md.
     pub fn validate(&self) -> Result<()> {
         if matches!(self.status, Some(TaskStatus::Completed | TaskStatus::Failed)) {
-            return Err(Error::field("status", "may only be `pending` or `running`; use complete or fail to finish a task"));
+            return Err(Error::field(
+                "status",
+                "may only be `pending` or `running`; use complete or fail to finish a task",
+            ));
         }
         if let Some(p) = self.progress {
             validate_progress(p)?;
@@ -257,7 +261,9 @@ impl TaskUpdate {
                 }
                 "stage" => update.stage = Some(string_field("stage", value)?),
                 "message" => update.message = Some(string_field("message", value)?),
-                "reset" => update.reset = value.as_bool().ok_or_else(|| Error::field("reset", "must be true or false"))?,
+                "reset" => {
+                    update.reset = value.as_bool().ok_or_else(|| Error::field("reset", "must be true or false"))?
+                }
                 other => return Err(unknown_field(other)),
             }
         }
@@ -449,7 +455,10 @@ mod tests {
             (json!({"progress": 50, "stage": "s", "message": "m", "status": "running", "reset": false}), None),
             (json!({"progress": 101}), Some("Field `progress` must be a number from 0 to 100.")),
             (json!({"progress": "50"}), Some("Field `progress` must be a number from 0 to 100.")),
-            (json!({"status": "completed"}), Some("Field `status` may only be `pending` or `running`; use complete or fail to finish a task.")),
+            (
+                json!({"status": "completed"}),
+                Some("Field `status` may only be `pending` or `running`; use complete or fail to finish a task."),
+            ),
             (json!({"stage": "x".repeat(257)}), Some("Field `stage` must be at most 256 bytes.")),
             (json!({"message": 5}), Some("Field `message` must be a string.")),
             (json!({"colour": "red"}), Some("Field `colour` is not a known field.")),

@@ -48,6 +48,8 @@ struct State {
 struct Entry {
     task: Task,
     topic: Arc<Topic>,
+    /// What a viewer must show when the server requires subscribe tokens.
+    subscribe_token: Option<String>,
 }
 
 /// Counts of tasks by status, for health and metrics.
@@ -85,7 +87,9 @@ impl ProgressTracker {
             if terminal {
                 state.expiry.push_back((task.updated_at + config.retention.as_millis() as u64, task.task_id.clone()));
             }
-            state.tasks.insert(task.task_id.clone(), Entry { topic: Arc::new(Topic::new(frame)), task });
+            // Tokens are not persisted: a restart issues none, so such tasks need none.
+            let entry = Entry { topic: Arc::new(Topic::new(frame)), task, subscribe_token: None };
+            state.tasks.insert(entry.task.task_id.clone(), entry);
         }
         Ok(ProgressTracker { inner: Arc::new(Inner { config, store, state: Mutex::new(state) }) })
     }
@@ -123,13 +127,17 @@ impl ProgressTracker {
             return Err(Error::new(ErrorKind::TaskExists, "A task with this id exists already."));
         }
         if state.tasks.len() >= self.inner.config.max_tasks {
-            return Err(Error::new(ErrorKind::TooManyTasks, "The server holds as many tasks as it may; try again later."));
+            return Err(Error::new(
+                ErrorKind::TooManyTasks,
+                "The server holds as many tasks as it may; try again later.",
+            ));
         }
         let task = Task::new(task_id, new.stage, new.message, now_ms());
         self.save(&task)?;
         let topic = Arc::new(Topic::new(Frame::progress(task.event_id, &task.to_json(), false)));
+        let subscribe_token = self.inner.config.require_subscribe_token.then(crate::random::token);
         debug!(Ns::Tracker, "create {}", task.task_id);
-        state.tasks.insert(task.task_id.clone(), Entry { task: task.clone(), topic });
+        state.tasks.insert(task.task_id.clone(), Entry { task: task.clone(), topic, subscribe_token });
         Ok(task)
     }
 
@@ -201,6 +209,28 @@ impl ProgressTracker {
         entry.topic.publish(Frame::closing("task_deleted", "The task was deleted."));
         debug!(Ns::Tracker, "delete {task_id}");
         Ok(())
+    }
+
+    /// Whether a task with this id is held.
+    pub fn contains(&self, task_id: &str) -> bool {
+        self.lock().tasks.contains_key(task_id)
+    }
+
+    /// The token viewers of this task must show (only with `require_subscribe_token`).
+    pub fn subscribe_token(&self, task_id: &str) -> Option<String> {
+        self.lock().tasks.get(task_id).and_then(|e| e.subscribe_token.clone())
+    }
+
+    /// Whether `given` is the task's subscribe token (true for a task that has none), compared
+    /// in constant time.
+    pub fn subscribe_token_matches(&self, task_id: &str, given: &str) -> bool {
+        match self.lock().tasks.get(task_id) {
+            Some(Entry { subscribe_token: Some(token), .. }) => {
+                crate::auth::constant_time_eq(given.as_bytes(), token.as_bytes())
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 
     /// The task's topic, to follow its changes.
@@ -278,7 +308,10 @@ mod tests {
                 TaskUpdate::running(50.0).stage("Processing data").message("Analyzing brand mentions..."),
             )
             .unwrap();
-        assert_eq!((t.status, t.event_id, t.progress, t.stage.as_str()), (TaskStatus::Running, 2, 50.0, "Processing data"));
+        assert_eq!(
+            (t.status, t.event_id, t.progress, t.stage.as_str()),
+            (TaskStatus::Running, 2, 50.0, "Processing data")
+        );
         let t = tracker.complete_task("task-123", json!({"results": "Analysis complete"})).unwrap();
         assert_eq!((t.status, t.event_id, t.progress), (TaskStatus::Completed, 3, 100.0));
         assert!(tracker.update_task("task-123", TaskUpdate::progress(1.0)).unwrap_err().is_finished());

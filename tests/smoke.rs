@@ -6,7 +6,8 @@ use support::*;
 #[test]
 fn a_stream_follows_a_task_to_its_end() {
     let server = start_default();
-    let reply = request(server.addr, "POST", "/api/brand-monitor/tasks", &[], Some(r#"{"taskId":"t1","stage":"Init"}"#));
+    let reply =
+        request(server.addr, "POST", "/api/brand-monitor/tasks", &[], Some(r#"{"taskId":"t1","stage":"Init"}"#));
     assert_eq!(reply.status, 201, "{}", reply.text());
     let (mut stream, snapshot) = follow(server.addr, "t1");
     assert_eq!(snapshot["eventId"], 1);
@@ -14,7 +15,8 @@ fn a_stream_follows_a_task_to_its_end() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     let event = stream.next().unwrap();
     assert_eq!((event.event.as_str(), event.id.as_deref()), ("progress", Some("2")));
-    let reply = request(server.addr, "POST", "/api/brand-monitor/tasks/t1/complete", &[], Some(r#"{"result":{"ok":true}}"#));
+    let reply =
+        request(server.addr, "POST", "/api/brand-monitor/tasks/t1/complete", &[], Some(r#"{"result":{"ok":true}}"#));
     assert_eq!(reply.status, 200);
     let event = stream.next().unwrap();
     let task: serde_json::Value = serde_json::from_str(&event.data).unwrap();

@@ -14,6 +14,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::HttpError;
 use super::request::{self, BodyKind, MAX_BODY, MAX_HEAD, Request};
+use crate::shutdown::Shutdown;
 use crate::timer_wheel::Timers;
 
 /// Bytes read from the socket at a time.
@@ -50,9 +51,12 @@ impl Conn {
     /// Reads the next request head. `Ok(None)`: the peer closed, or stayed idle until
     /// `idle_deadline`, before sending a byte. Once a byte arrives, the whole head must follow
     /// within `header_timeout` of `head_started` (the later of that byte and the time given).
+    ///
+    /// A `shutdown` while no byte of a request has arrived also ends the wait with `Ok(None)`.
     pub async fn read_head(
         &mut self,
         timers: &Timers,
+        shutdown: &Shutdown,
         idle_deadline: Instant,
         header_timeout: Duration,
     ) -> Result<Option<Request>, HttpError> {
@@ -62,19 +66,20 @@ impl Conn {
             sleep.reset(Instant::now() + header_timeout);
         }
         loop {
-            if started {
-                if let Some((request, len)) = request::parse(&self.buf)? {
-                    self.buf.drain(..len);
-                    return Ok(Some(request));
-                }
+            if started && let Some((request, len)) = request::parse(&self.buf)? {
+                self.buf.drain(..len);
+                return Ok(Some(request));
             }
             let read = async { Some(read_more(&self.stream, &mut self.buf, MAX_HEAD).await) };
-            match future::or(read, async {
-                (&mut sleep).await;
+            let stop = async {
+                if started {
+                    (&mut sleep).await;
+                } else {
+                    future::or(&mut sleep, shutdown.wait()).await;
+                }
                 None
-            })
-            .await
-            {
+            };
+            match future::or(read, stop).await {
                 Some(Ok(0)) if !started => return Ok(None),
                 Some(Ok(0)) => return Err(HttpError::Closed),
                 Some(Ok(_)) => {
@@ -92,17 +97,22 @@ impl Conn {
 
     /// Reads the body of `request` (at most [`MAX_BODY`]), answering `100 Continue` first when
     /// asked. The whole body must arrive by `deadline`.
-    pub async fn read_body(&mut self, timers: &Timers, request: &Request, deadline: Instant) -> Result<Vec<u8>, HttpError> {
-        if let BodyKind::Length(n) = request.body {
-            if n > MAX_BODY {
-                return Err(HttpError::BodyTooLarge);
-            }
+    pub async fn read_body(
+        &mut self,
+        timers: &Timers,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, HttpError> {
+        if let BodyKind::Length(n) = request.body
+            && n > MAX_BODY
+        {
+            return Err(HttpError::BodyTooLarge);
         }
         if request.body == BodyKind::None {
             return Ok(Vec::new());
         }
         if request.expect_continue && request.http11 {
-            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(|_| HttpError::Closed)?;
+            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n", timers, deadline).await.map_err(|_| HttpError::Closed)?;
         }
         let mut sleep = timers.sleep_until(deadline);
         let read = async {
@@ -143,7 +153,8 @@ impl Conn {
                     Err(_) => return Err(HttpError::Malformed("The chunked body is malformed.")),
                 }
             };
-            let size = usize::try_from(size).ok().filter(|s| body.len() + s <= MAX_BODY).ok_or(HttpError::BodyTooLarge)?;
+            let size =
+                usize::try_from(size).ok().filter(|s| body.len() + s <= MAX_BODY).ok_or(HttpError::BodyTooLarge)?;
             self.buf.drain(..start);
             if size == 0 {
                 // Trailer fields are allowed and ignored; the body ends at an empty line.
@@ -176,9 +187,20 @@ impl Conn {
         }
     }
 
-    /// Writes all of `bytes`.
-    pub async fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
-        (&self.stream).write_all(bytes).await
+    /// Writes all of `bytes`, giving up at `deadline` (a client that never reads must not hold
+    /// the connection's task forever).
+    pub async fn write_all(&self, bytes: &[u8], timers: &Timers, deadline: Instant) -> std::io::Result<()> {
+        let mut stream = &self.stream;
+        let mut write = std::pin::pin!(stream.write_all(bytes));
+        if let Some(done) = future::poll_once(&mut write).await {
+            return done;
+        }
+        let mut sleep = timers.sleep_until(deadline);
+        future::or(write, async {
+            (&mut sleep).await;
+            Err(std::io::ErrorKind::TimedOut.into())
+        })
+        .await
     }
 }
 

@@ -175,7 +175,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
     }
     request.body = match (length, chunked) {
         // Both at once is how requests are smuggled past proxies: refuse it.
-        (Some(_), true) => return Err(HttpError::Malformed("Content-Length and Transfer-Encoding must not both be set.")),
+        (Some(_), true) => {
+            return Err(HttpError::Malformed("Content-Length and Transfer-Encoding must not both be set."));
+        }
         (_, true) => BodyKind::Chunked,
         (Some(0) | None, false) => BodyKind::None,
         (Some(n), false) => BodyKind::Length(n),
@@ -234,11 +236,31 @@ mod tests {
             ("whole", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(true)),
             ("partial", "GET / HTTP/1.1\r\nHost: a\r\n", Ok(false)),
             ("garbage", "\x01\x02 nonsense\r\n\r\n", Err(HttpError::Malformed("The request is not valid HTTP/1.1."))),
-            ("not a path", "GET http://x/ HTTP/1.1\r\n\r\n", Err(HttpError::Malformed("The request target must be a path starting with `/`."))),
-            ("smuggling", "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", Err(HttpError::Malformed("Content-Length and Transfer-Encoding must not both be set."))),
-            ("two lengths", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Err(HttpError::Malformed("Content-Length is given twice with different values."))),
-            ("signed length", "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", Err(HttpError::Malformed("Content-Length is not a number."))),
-            ("gzip", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", Err(HttpError::Malformed("Only `Transfer-Encoding: chunked` is supported."))),
+            (
+                "not a path",
+                "GET http://x/ HTTP/1.1\r\n\r\n",
+                Err(HttpError::Malformed("The request target must be a path starting with `/`.")),
+            ),
+            (
+                "smuggling",
+                "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(HttpError::Malformed("Content-Length and Transfer-Encoding must not both be set.")),
+            ),
+            (
+                "two lengths",
+                "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                Err(HttpError::Malformed("Content-Length is given twice with different values.")),
+            ),
+            (
+                "signed length",
+                "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+                Err(HttpError::Malformed("Content-Length is not a number.")),
+            ),
+            (
+                "gzip",
+                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Err(HttpError::Malformed("Only `Transfer-Encoding: chunked` is supported.")),
+            ),
             ("odd expect", "POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", Err(HttpError::ExpectationFailed)),
         ];
         for (name, text, want) in table {

@@ -66,7 +66,12 @@ pub fn metrics(shared: &Shared) -> Response {
             let _ = writeln!(out, "sse_progress_{name}{labels} {value}");
         }
     };
-    metric("up", "gauge", "1 while the server is healthy, 0 when degraded.", &[("", f64::from(status(&f) == "healthy"))]);
+    metric(
+        "up",
+        "gauge",
+        "1 while the server is healthy, 0 when degraded.",
+        &[("", f64::from(status(&f) == "healthy"))],
+    );
     metric("uptime_seconds", "gauge", "Seconds since the server started.", &[("", f.uptime)]);
     metric("connections_total", "counter", "Streams opened since start.", &[("", f.total as f64)]);
     metric("connections_active", "gauge", "Streams open now.", &[("", f.active as f64)]);
@@ -95,5 +100,9 @@ pub fn metrics(shared: &Shared) -> Response {
         ],
     );
     metric("timers_pending", "gauge", "Deadlines waiting on the timer wheel.", &[("", shared.timers.pending() as f64)]);
-    Response { status: 200, headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())], body: out.into_bytes() }
+    Response {
+        status: 200,
+        headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],
+        body: out.into_bytes(),
+    }
 }

@@ -55,5 +55,9 @@ refresh(); setInterval(refresh, 2000);
 
 /// The page.
 pub fn page() -> Response {
-    Response { status: 200, headers: vec![("Content-Type", "text/html; charset=utf-8".into())], body: PAGE.as_bytes().to_vec() }
+    Response {
+        status: 200,
+        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+        body: PAGE.as_bytes().to_vec(),
+    }
 }

@@ -1,5 +1,6 @@
 //! One file per route family; each turns a parsed request into an answer.
 
+pub mod cors;
 pub mod health;
 pub mod index;
 pub mod progress;

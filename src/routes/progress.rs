@@ -1,45 +1,99 @@
 //! `GET` and `HEAD /api/brand-monitor/progress/{taskId}`: the stream, and status in headers.
+//!
+//! Checks come in this order: the id (400), the task (404), the subscribe token (401/403), the
+//! client's stream cap (429), shutdown (503). The viewer subscribes before the snapshot is
+//! chosen, under the topic's lock, so no change can fall between the snapshot and the stream.
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::http::conn::Conn;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::server::Shared;
-use crate::sse::stream::{self, End};
+use crate::sse::stream::{self, End, Start};
 use crate::task::validate_task_id;
 
 /// What a stream request led to.
 #[derive(Debug)]
 pub enum Outcome {
-    /// An answer instead of a stream (400, 404, 204).
+    /// An answer instead of a stream (400, 401, 403, 404, 204, 429, 503).
     Answer(Response),
     /// The stream ran and ended so.
     Streamed(End),
 }
 
+/// Checks the id and the subscribe token; the error answer if either is wrong.
+fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Response> {
+    validate_task_id(task_id).map_err(|e| error_response(&e))?;
+    if !shared.tracker.contains(task_id) {
+        return Err(error_response(&not_found()));
+    }
+    if shared.config.require_subscribe_token {
+        let Some(token) = request.query_param("token") else {
+            return Err(Response::error(
+                401,
+                "token_required",
+                "This stream needs `?token=` with the task's subscribe token.",
+            ));
+        };
+        if !shared.tracker.subscribe_token_matches(task_id, &token) {
+            return Err(Response::error(403, "token_invalid", "The subscribe token does not match this task."));
+        }
+    }
+    Ok(())
+}
+
 /// Starts a stream, or answers why not.
-pub async fn get(shared: &Shared, conn: &mut Conn, request: &Request, task_id: &str) -> Outcome {
-    if let Err(e) = validate_task_id(task_id) {
-        return Outcome::Answer(error_response(&e));
+pub async fn get(
+    shared: &Shared,
+    conn: &mut Conn,
+    request: &Request,
+    task_id: &str,
+    client: std::net::IpAddr,
+    cors: &str,
+) -> Outcome {
+    if let Err(response) = admit(shared, request, task_id) {
+        return Outcome::Answer(response);
+    }
+    if shared.shutdown.is_triggered() {
+        return Outcome::Answer(
+            Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.")
+                .header("Retry-After", "2"),
+        );
     }
     let Some(topic) = shared.tracker.topic(task_id) else {
         return Outcome::Answer(error_response(&not_found()));
     };
-    let latest = topic.latest();
-    let last_seen = request.last_event_id.as_deref().and_then(|v| v.trim().parse::<u64>().ok());
-    let up_to_date = last_seen == Some(latest.event_id) && latest.event_id != 0;
-    if up_to_date && latest.ends_stream() {
+    let (viewer, snapshot) = topic.subscribe();
+    drop(topic);
+    // The client has this exact event when its Last-Event-ID is the id we sent, spelled as we
+    // spell it; anything else (`+2`, `02`, garbage) gets the snapshot.
+    let up_to_date = snapshot.event_id != 0
+        && request.last_event_id.as_deref().map(str::trim) == Some(snapshot.event_id.to_string().as_str());
+    if up_to_date && snapshot.ends_stream() {
         // The client has seen the terminal event: 204 tells EventSource to stop reconnecting.
         return Outcome::Answer(Response::empty(204));
     }
-    drop(latest);
-    Outcome::Streamed(stream::run(shared, conn, task_id, topic, up_to_date, request.http11).await)
+    let Some(guard) = shared.connections.open(client) else {
+        return Outcome::Answer(
+            Response::error(429, "too_many_streams", "This client has too many open streams.")
+                .header("Retry-After", "10"),
+        );
+    };
+    let start = Start {
+        task_id,
+        viewer,
+        snapshot,
+        skip_snapshot: up_to_date,
+        chunked: request.http11,
+        extra_headers: cors.to_owned(),
+    };
+    Outcome::Streamed(stream::run(shared, conn, start, &guard).await)
 }
 
 /// Status of a task in headers, no body.
-pub fn head(shared: &Shared, task_id: &str) -> Response {
-    if let Err(e) = validate_task_id(task_id) {
-        return error_response(&e);
+pub fn head(shared: &Shared, request: &Request, task_id: &str) -> Response {
+    if let Err(response) = admit(shared, request, task_id) {
+        return response;
     }
     let Some(task) = shared.tracker.get_task(task_id) else {
         return error_response(&not_found());
@@ -53,7 +107,7 @@ pub fn head(shared: &Shared, task_id: &str) -> Response {
 }
 
 fn not_found() -> Error {
-    Error::new(crate::ErrorKind::TaskNotFound, "No task has this id.")
+    Error::new(ErrorKind::TaskNotFound, "No task has this id.")
 }
 
 /// The answer for a tracker error.
@@ -61,7 +115,7 @@ pub fn error_response(e: &Error) -> Response {
     Response::error(e.kind().status(), e.kind().code(), e.message())
 }
 
-/// A number as JSON would write it (`50`, `12.5`).
+/// A number as JSON writes it (`50.0`, `12.5`).
 fn format_number(n: f64) -> String {
     serde_json::Number::from_f64(n).map_or_else(|| "0".into(), |n| n.to_string())
 }

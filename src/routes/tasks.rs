@@ -27,15 +27,26 @@ pub fn parse_body(request: &Request, body: &[u8]) -> Result<Value, Error> {
     }
     serde_json::from_slice(body).map_err(|e| {
         // serde_json's messages quote no input, only positions; still, say it in our words.
-        Error::new(ErrorKind::InvalidJson, format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))
+        Error::new(
+            ErrorKind::InvalidJson,
+            format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()),
+        )
     })
 }
 
 /// `POST /api/brand-monitor/tasks`
 pub fn create(shared: &Shared, request: &Request, body: &[u8]) -> Response {
-    let made = parse_body(request, body).and_then(|v| NewTask::from_json(&v)).and_then(|new| shared.tracker.create(new));
+    let made =
+        parse_body(request, body).and_then(|v| NewTask::from_json(&v)).and_then(|new| shared.tracker.create(new));
     match made {
-        Ok(task) => Response::json(201, task.to_json()),
+        Ok(task) => match shared.tracker.subscribe_token(&task.task_id) {
+            Some(token) => {
+                let mut json = serde_json::to_value(&task).expect("a task serializes");
+                json["subscribeToken"] = token.into();
+                Response::json(201, json.to_string())
+            }
+            None => Response::json(201, task.to_json()),
+        },
         Err(e) => error_response(&e),
     }
 }
@@ -50,10 +61,12 @@ pub fn list(shared: &Shared) -> Response {
 pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
     let tracker = &shared.tracker;
     let answer = match request.method {
-        Method::Patch => {
-            parse_body(request, body).and_then(|v| TaskUpdate::from_json(&v)).and_then(|u| tracker.update_task(task_id, u))
+        Method::Patch => parse_body(request, body)
+            .and_then(|v| TaskUpdate::from_json(&v))
+            .and_then(|u| tracker.update_task(task_id, u)),
+        Method::Delete => {
+            return tracker.delete_task(task_id).map_or_else(|e| error_response(&e), |()| Response::empty(204));
         }
-        Method::Delete => return tracker.delete_task(task_id).map_or_else(|e| error_response(&e), |()| Response::empty(204)),
         _ => crate::task::validate_task_id(task_id).and_then(|()| {
             tracker.get_task(task_id).ok_or_else(|| Error::new(ErrorKind::TaskNotFound, "No task has this id."))
         }),
@@ -63,12 +76,15 @@ pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
 
 /// `POST /api/brand-monitor/tasks/{id}/complete`
 pub fn complete(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
-    let done = parse_body(request, body).and_then(|v| parse_complete(&v)).and_then(|r| shared.tracker.complete_task(task_id, r));
+    let done = parse_body(request, body)
+        .and_then(|v| parse_complete(&v))
+        .and_then(|r| shared.tracker.complete_task(task_id, r));
     done.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/fail`
 pub fn fail(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
-    let done = parse_body(request, body).and_then(|v| parse_fail(&v)).and_then(|e| shared.tracker.fail_task(task_id, &e));
+    let done =
+        parse_body(request, body).and_then(|v| parse_fail(&v)).and_then(|e| shared.tracker.fail_task(task_id, &e));
     done.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
 }

@@ -1,21 +1,24 @@
 //! One viewer's stream: the head, `retry`, `connected`, the snapshot, then every change until
 //! the task ends, with heartbeats in between.
 //!
-//! The loop holds no queue and no buffer of its own: it waits on three things at once (the next
-//! frame of its topic, its heartbeat deadline on the shared wheel, and the socket becoming
-//! readable, which means the client left) and writes shared frames as they come. A write that
-//! completes at once costs no timer; only a write that blocks arms a deadline, and a viewer
-//! whose write stays blocked until the stale timeout is closed.
+//! The loop holds no queue and no buffer of its own. It waits on four things at once, polled by
+//! hand in one `poll_fn` so the wait costs no extra future state: the next frame of its topic,
+//! the server's shutdown, its heartbeat deadline on the shared wheel, and the socket turning
+//! readable (the client left; a stream's client sends nothing). A write that completes at once
+//! costs no timer; a write that blocks detaches the viewer from its topic (frames stop waiting
+//! for it) and arms one deadline: a viewer still stuck after `unhealthy_after` gets
+//! `event: error` `too_slow` if the socket takes it, and is closed.
 
-use std::io::Write as _;
+use std::io::{ErrorKind, Write as _};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use smol::future;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::encoder::{self, Frame};
-use super::topic::Topic;
+use super::topic::Viewer;
 use crate::connections::StreamGuard;
 use crate::debug;
 use crate::http::conn::Conn;
@@ -28,28 +31,44 @@ use crate::tracker::now_ms;
 pub enum End {
     /// The terminal event was sent and the response finished: the connection may go on.
     Finished,
-    /// The client left, a write failed, or the viewer was too slow: close the connection.
+    /// The client left, a write failed, the viewer was too slow, or the server is stopping.
     Closed,
 }
 
 /// What wakes the waiting viewer.
 enum Wake {
     Frame(Arc<Frame>),
+    Shutdown,
     Heartbeat,
     Peer,
 }
 
-/// Streams `topic` to the client. `skip_snapshot` when the client's `Last-Event-ID` is current.
-pub async fn run(shared: &Shared, conn: &mut Conn, task_id: &str, topic: Arc<Topic>, skip_snapshot: bool, chunked: bool) -> End {
+/// A stream about to start: what the route decided.
+#[derive(Debug)]
+pub struct Start<'a> {
+    /// The task id, for the `connected` event.
+    pub task_id: &'a str,
+    /// Subscribed before the snapshot was chosen, so no change falls between them.
+    pub viewer: Viewer,
+    /// The snapshot: the newest frame at subscription.
+    pub snapshot: Arc<Frame>,
+    /// The client's `Last-Event-ID` is the snapshot's id: do not send it again.
+    pub skip_snapshot: bool,
+    /// HTTP/1.1 chunked framing (else HTTP/1.0, delimited by the close).
+    pub chunked: bool,
+    /// Extra header lines (CORS), each ending in CRLF.
+    pub extra_headers: String,
+}
+
+/// Streams to the client until the task ends or the connection does.
+pub async fn run(shared: &Shared, conn: &mut Conn, start: Start<'_>, guard: &StreamGuard<'_>) -> End {
     conn.release_buffer();
-    let guard = shared.connections.open();
-    let (mut viewer, latest) = topic.subscribe();
-    drop(topic);
+    let Start { task_id, mut viewer, snapshot, skip_snapshot, chunked, extra_headers } = start;
     debug!(Ns::Conn, "stream {} opened for {task_id}", guard.id());
-    let writer = Writer { shared, conn, guard: &guard, chunked };
+    let writer = Writer { shared, conn, guard, chunked };
 
     // The head and the opening events go out in one write.
-    let mut body = Vec::with_capacity(256 + latest.plain().len());
+    let mut body = Vec::with_capacity(256 + snapshot.plain().len());
     encoder::encode_retry(&mut body, shared.config.retry.as_millis() as u64);
     let connected = serde_json::json!({
         "taskId": task_id,
@@ -58,50 +77,57 @@ pub async fn run(shared: &Shared, conn: &mut Conn, task_id: &str, topic: Arc<Top
     });
     encoder::encode_event(&mut body, Some("connected"), None, &connected.to_string()).expect("fixed event name");
     if !skip_snapshot {
-        body.extend_from_slice(latest.plain());
+        body.extend_from_slice(snapshot.plain());
     }
     let mut out = Vec::with_capacity(body.len() + 256);
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n");
+    out.extend_from_slice(extra_headers.as_bytes());
+    drop(extra_headers);
     if chunked {
         out.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
-        let _ = write!(out, "{:x}\r\n", body.len());
-        out.extend_from_slice(&body);
-        out.extend_from_slice(b"\r\n");
+        push_chunk(&mut out, &body);
     } else {
         out.extend_from_slice(b"Connection: close\r\n\r\n");
         out.extend_from_slice(&body);
     }
     drop(body);
-    if !writer.send(&out).await {
+    if !writer.send(&out, &mut viewer).await {
         return End::Closed;
     }
     drop(out);
-    if !skip_snapshot && latest.ends_stream() {
+    if !skip_snapshot && snapshot.ends_stream() {
         return writer.finish().await;
     }
-    drop(latest);
+    drop(snapshot);
 
     let heartbeat = shared.config.heartbeat;
     let mut last_write = Instant::now();
     let mut beat = shared.timers.sleep_until(last_write + heartbeat);
-    let mut probe = [0u8; 1];
+    let socket = writer.conn.stream();
     loop {
-        let wake = future::or(
-            future::or(async { Wake::Frame(viewer.next().await) }, async {
-                (&mut beat).await;
-                Wake::Heartbeat
-            }),
-            async {
-                // A stream's client sends nothing: readable means it closed (or misbehaves).
-                let _ = (&*writer.conn.stream()).read(&mut probe).await;
-                Wake::Peer
-            },
-        )
+        let shutdown = shared.shutdown.wait();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let wake = future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = viewer.poll_next(cx) {
+                return Poll::Ready(Wake::Frame(frame));
+            }
+            if shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Shutdown);
+            }
+            if Pin::new(&mut beat).poll(cx).is_ready() {
+                return Poll::Ready(Wake::Heartbeat);
+            }
+            // Readiness only: no read syscall per wake-up.
+            if socket.poll_readable(cx).is_ready() {
+                return Poll::Ready(Wake::Peer);
+            }
+            Poll::Pending
+        })
         .await;
         match wake {
             Wake::Frame(frame) => {
                 let bytes = if chunked { frame.chunked() } else { frame.plain() };
-                if !writer.send(bytes).await {
+                if !writer.send(bytes, &mut viewer).await {
                     return End::Closed;
                 }
                 if frame.ends_stream() {
@@ -109,21 +135,42 @@ pub async fn run(shared: &Shared, conn: &mut Conn, task_id: &str, topic: Arc<Top
                 }
                 last_write = Instant::now();
             }
+            Wake::Shutdown => {
+                // A retry hint spread over a few seconds, so reconnects do not arrive at once.
+                let retry = shared.config.retry.as_millis() as u64 + fastrand::u64(0..3000);
+                let mut event = Vec::with_capacity(160);
+                encoder::encode_retry(&mut event, retry);
+                let frame = Frame::closing("shutting_down", "The server is restarting; reconnect shortly.");
+                event.extend_from_slice(frame.plain());
+                let mut out = Vec::with_capacity(event.len() + 16);
+                if chunked {
+                    push_chunk(&mut out, &event);
+                } else {
+                    out = event;
+                }
+                return if writer.send(&out, &mut viewer).await { writer.finish().await } else { End::Closed };
+            }
             Wake::Heartbeat => {
                 let due = last_write + heartbeat;
                 if Instant::now() + shared.config.timer_tick < due {
                     beat.reset(due); // a frame went out since this deadline was set
                     continue;
                 }
-                if !writer.send(&heartbeat_bytes(chunked)).await {
+                if !writer.send(&heartbeat_bytes(chunked), &mut viewer).await {
                     return End::Closed;
                 }
                 last_write = Instant::now();
                 beat.reset(last_write + heartbeat);
             }
             Wake::Peer => {
-                debug!(Ns::Conn, "stream {} closed by the client", guard.id());
-                return End::Closed;
+                // Readiness can be stale (left from reading the request): look before leaving.
+                match socket.get_ref().peek(&mut [0u8; 1]) {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    _ => {
+                        debug!(Ns::Conn, "stream {} closed by the client", guard.id());
+                        return End::Closed;
+                    }
+                }
             }
         }
     }
@@ -138,53 +185,82 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Writes all of `bytes`; false if the write failed or stayed blocked past the stale timeout.
-    async fn send(&self, bytes: &[u8]) -> bool {
-        let mut stream = self.conn.stream();
-        let mut write = std::pin::pin!(stream.write_all(bytes));
-        // Most writes complete at once; only a blocked one costs a deadline on the wheel.
-        let result = match future::poll_once(&mut write).await {
-            Some(result) => result,
-            None => {
-                self.guard.blocked();
-                let deadline = Instant::now() + self.shared.config.stale_after;
-                let mut sleep = self.shared.timers.sleep_until(deadline);
-                future::or(write, async {
-                    (&mut sleep).await;
-                    Err(std::io::ErrorKind::TimedOut.into())
-                })
-                .await
-            }
+    /// Writes all of `bytes`; false if the write failed or stayed blocked too long.
+    async fn send(&self, bytes: &[u8], viewer: &mut Viewer) -> bool {
+        let socket = self.conn.stream();
+        // Most writes complete at once and cost one syscall, no timer.
+        let mut written = match socket.get_ref().write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            Err(e) => return self.failed(&e),
         };
-        match result {
-            Ok(()) => {
-                self.guard.wrote();
-                true
-            }
-            Err(e) => {
-                debug!(Ns::Conn, "stream {} write failed: {e}", self.guard.id());
-                self.guard.failed();
-                false
+        if written == bytes.len() {
+            self.guard.wrote();
+            return true;
+        }
+        self.guard.blocked();
+        viewer.detach();
+        let config = &self.shared.config;
+        let mut sleep = self.shared.timers.sleep_until(Instant::now() + config.unhealthy_after.min(config.stale_after));
+        while written < bytes.len() {
+            let rest = &bytes[written..];
+            let step = future::or(async { Some(socket.write_with(|s| (&*s).write(rest)).await) }, async {
+                (&mut sleep).await;
+                None
+            });
+            match step.await {
+                Some(Ok(n)) => written += n,
+                Some(Err(e)) => return self.failed(&e),
+                None => {
+                    if written == 0 {
+                        // At an event boundary: tell the viewer why, if its socket takes it now.
+                        let frame = Frame::closing("too_slow", "The connection could not keep up and is being closed.");
+                        let _ = socket.get_ref().write(if self.chunked { frame.chunked() } else { frame.plain() });
+                    }
+                    debug!(Ns::Conn, "stream {} too slow: closing", self.guard.id());
+                    self.guard.failed();
+                    return false;
+                }
             }
         }
+        self.guard.wrote();
+        true
+    }
+
+    fn failed(&self, e: &std::io::Error) -> bool {
+        debug!(Ns::Conn, "stream {} write failed: {e}", self.guard.id());
+        self.guard.failed();
+        false
     }
 
     /// Ends the response after the last event: the chunked terminator, or the close.
     async fn finish(&self) -> End {
         debug!(Ns::Conn, "stream {} finished", self.guard.id());
-        if self.chunked && self.send(b"0\r\n\r\n").await { End::Finished } else { End::Closed }
+        if !self.chunked {
+            return End::Closed;
+        }
+        let deadline = Instant::now() + self.shared.config.unhealthy_after;
+        match self.conn.write_all(b"0\r\n\r\n", &self.shared.timers, deadline).await {
+            Ok(()) => End::Finished,
+            Err(_) => End::Closed,
+        }
     }
+}
+
+fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn heartbeat_bytes(chunked: bool) -> Vec<u8> {
     let mut event = Vec::with_capacity(64);
-    encoder::encode_event(&mut event, Some("heartbeat"), None, &format!("{{\"time\":{}}}", now_ms())).expect("fixed name");
+    encoder::encode_event(&mut event, Some("heartbeat"), None, &format!("{{\"time\":{}}}", now_ms()))
+        .expect("fixed name");
     if !chunked {
         return event;
     }
     let mut out = Vec::with_capacity(event.len() + 8);
-    let _ = write!(out, "{:x}\r\n", event.len());
-    out.extend_from_slice(&event);
-    out.extend_from_slice(b"\r\n");
+    push_chunk(&mut out, &event);
     out
 }

@@ -1,11 +1,16 @@
-//! The fan-out point of one task: its recent frames and the viewers waiting for the next one.
+//! The fan-out point of one task: its unsent frames and the viewers waiting for the next one.
 //!
 //! A publish appends one shared [`Frame`] and wakes the waiting viewers; each viewer then copies
-//! nothing, it writes the shared bytes and moves its cursor. There is no queue per viewer: a
-//! viewer that falls more than [`RECENT`] frames behind skips to the newest frame, which is the
-//! whole current state of the task, so memory per viewer stays fixed however slow it is.
-//! The last frame of a task (terminal snapshot or closing error) is always the newest, so it is
-//! never skipped.
+//! nothing, it writes the shared bytes and moves its cursor. There is no queue per viewer.
+//!
+//! Which frames are kept: each frame counts the *attached* viewers that have not taken it yet,
+//! and frames every viewer has taken are dropped, so an idle topic holds only its newest frame.
+//! A viewer whose socket stops taking writes *detaches* ([`Viewer::detach`]): frames stop
+//! waiting for it. When its write completes it re-attaches; if it is at most [`BEHIND_BOUND`]
+//! frames behind and they are still here, it gets them in order, else it skips to the newest
+//! frame, which is the whole current state of the task. So a viewer that keeps up receives every
+//! change, a stuck viewer costs no memory, and the last frame of a task (terminal snapshot or
+//! closing error) is always the newest, so it is never skipped.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,8 +19,10 @@ use std::task::{Context, Poll, Waker};
 use super::encoder::Frame;
 use crate::slab::{Key, Slab};
 
-/// How many frames a topic keeps for viewers that are behind; further behind, they skip.
-pub const RECENT: usize = 8;
+/// How far behind a viewer that was stuck may be and still get every frame it missed.
+pub const BEHIND_BOUND: u64 = 16;
+/// Most frames a topic keeps, even for attached viewers that are slow to be scheduled.
+pub const MAX_KEPT: usize = 4096;
 
 /// Frames of one task and the viewers of it.
 #[derive(Debug)]
@@ -25,24 +32,54 @@ pub struct Topic {
 
 #[derive(Debug)]
 struct Inner {
-    /// Consecutive frames, oldest first; never empty. `seq` numbers them from 1.
-    recent: VecDeque<Arc<Frame>>,
-    /// Sequence number of the newest frame.
+    /// Consecutive frames, oldest first, each with the count of attached viewers yet to take
+    /// it; never empty.
+    frames: VecDeque<(Arc<Frame>, u32)>,
+    /// Sequence number of the newest frame (frames are numbered from 1).
     seq: u64,
-    /// One slot per viewer: its waker while it waits.
-    viewers: Slab<Option<Waker>>,
+    /// Viewers that frames wait for.
+    attached: u32,
+    viewers: Slab<Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    waker: Option<Waker>,
+    attached: bool,
+}
+
+impl Inner {
+    fn first_seq(&self) -> u64 {
+        self.seq + 1 - self.frames.len() as u64
+    }
+
+    /// Gives up a viewer's claim on every frame after `cursor`.
+    fn release_after(&mut self, cursor: u64) {
+        let skip = cursor.saturating_sub(self.first_seq() - 1) as usize;
+        for (_, pending) in self.frames.iter_mut().skip(skip) {
+            *pending = pending.saturating_sub(1);
+        }
+        self.trim();
+    }
+
+    /// Drops frames nobody waits for (keeping the newest), and the oldest beyond [`MAX_KEPT`].
+    fn trim(&mut self) {
+        while self.frames.len() > 1 && (self.frames[0].1 == 0 || self.frames.len() > MAX_KEPT) {
+            self.frames.pop_front();
+        }
+    }
 }
 
 impl Topic {
     /// A topic whose first frame is `first`.
     pub fn new(first: Frame) -> Topic {
-        let mut recent = VecDeque::with_capacity(RECENT);
-        recent.push_back(Arc::new(first));
-        Topic { inner: Mutex::new(Inner { recent, seq: 1, viewers: Slab::default() }) }
+        let mut frames = VecDeque::with_capacity(1);
+        frames.push_back((Arc::new(first), 0));
+        Topic { inner: Mutex::new(Inner { frames, seq: 1, attached: 0, viewers: Slab::default() }) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic elsewhere never leaves `Inner` half-changed: every change is one push or pop.
+        // Every change under this lock is completed before anything can panic.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -50,12 +87,11 @@ impl Topic {
     pub fn publish(&self, frame: Frame) {
         let wakers: Vec<Waker> = {
             let mut inner = self.lock();
-            if inner.recent.len() == RECENT {
-                inner.recent.pop_front();
-            }
-            inner.recent.push_back(Arc::new(frame));
+            let attached = inner.attached;
+            inner.frames.push_back((Arc::new(frame), attached));
             inner.seq += 1;
-            inner.viewers.values_mut().filter_map(Option::take).collect()
+            inner.trim();
+            inner.viewers.values_mut().filter_map(|s| s.waker.take()).collect()
         };
         // Outside the lock: a woken viewer on another thread can take the lock at once.
         wakers.into_iter().for_each(Waker::wake);
@@ -63,7 +99,7 @@ impl Topic {
 
     /// The newest frame.
     pub fn latest(&self) -> Arc<Frame> {
-        self.lock().recent.back().cloned().expect("a topic is never empty")
+        Arc::clone(&self.lock().frames.back().expect("a topic is never empty").0)
     }
 
     /// How many viewers are subscribed.
@@ -71,11 +107,18 @@ impl Topic {
         self.lock().viewers.len()
     }
 
-    /// Subscribes a viewer positioned at the newest frame, which is returned.
+    /// How many frames are kept now.
+    pub fn kept(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    /// Subscribes a viewer positioned after the newest frame, which is returned with it, so a
+    /// snapshot and the changes after it can never miss or repeat a frame.
     pub fn subscribe(self: &Arc<Self>) -> (Viewer, Arc<Frame>) {
         let mut inner = self.lock();
-        let key = inner.viewers.insert(None);
-        let latest = inner.recent.back().cloned().expect("a topic is never empty");
+        let key = inner.viewers.insert(Slot { waker: None, attached: true });
+        inner.attached += 1;
+        let latest = Arc::clone(&inner.frames.back().expect("a topic is never empty").0);
         (Viewer { topic: Arc::clone(self), key, cursor: inner.seq }, latest)
     }
 }
@@ -85,44 +128,75 @@ impl Topic {
 pub struct Viewer {
     topic: Arc<Topic>,
     key: Key,
-    /// Sequence number of the last frame this viewer has been given.
+    /// Sequence number of the last frame this viewer has taken.
     cursor: u64,
 }
 
 impl Viewer {
     /// The next frame for this viewer, or `Pending` (with the waker registered) when there is none.
-    ///
-    /// Frames come in order; a viewer more than [`RECENT`] behind gets the newest frame next.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Arc<Frame>> {
-        let mut inner = self.topic.lock();
-        if inner.seq > self.cursor {
-            let behind = (inner.seq - self.cursor) as usize;
-            let frame = if behind > inner.recent.len() {
-                self.cursor = inner.seq;
-                inner.recent.back()
-            } else {
-                self.cursor += 1;
-                inner.recent.get(inner.recent.len() - behind)
-            };
-            return Poll::Ready(frame.cloned().expect("index within recent"));
-        }
-        if let Some(slot) = inner.viewers.get_mut(self.key) {
-            match slot {
+        let mut guard = self.topic.lock();
+        let inner = &mut *guard;
+        let Some(slot) = inner.viewers.get_mut(self.key) else { return Poll::Pending };
+        if inner.seq == self.cursor {
+            match &slot.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *slot = Some(cx.waker().clone()),
+                _ => slot.waker = Some(cx.waker().clone()),
             }
+            return Poll::Pending;
         }
-        Poll::Pending
+        let was_attached = slot.attached;
+        slot.attached = true;
+        let first = inner.first_seq();
+        let behind = inner.seq - self.cursor;
+        let in_order = self.cursor + 1 >= first && (was_attached || behind <= BEHIND_BOUND);
+        if !was_attached {
+            // Back from a stuck write: frames wait for this viewer again.
+            inner.attached += 1;
+            if in_order {
+                let skip = (self.cursor + 1 - first) as usize;
+                inner.frames.iter_mut().skip(skip).for_each(|(_, pending)| *pending += 1);
+            } else {
+                self.cursor = inner.seq - 1;
+                inner.frames.back_mut().expect("never empty").1 += 1;
+            }
+        } else if !in_order {
+            // Frames were dropped past MAX_KEPT: give up the rest of the claim, take the newest.
+            let cursor = self.cursor;
+            inner.release_after(cursor);
+            self.cursor = inner.seq - 1;
+            inner.frames.back_mut().expect("never empty").1 += 1;
+        }
+        self.cursor += 1;
+        let index = (self.cursor - inner.first_seq()) as usize;
+        let (frame, pending) = &mut inner.frames[index];
+        *pending = pending.saturating_sub(1);
+        let frame = Arc::clone(frame);
+        inner.trim();
+        Poll::Ready(frame)
     }
 
     /// The next frame, waiting for a publish if there is none.
-    pub fn next(&mut self) -> impl std::future::Future<Output = Arc<Frame>> + '_ {
+    pub fn next_frame(&mut self) -> impl std::future::Future<Output = Arc<Frame>> + '_ {
         std::future::poll_fn(move |cx| self.poll_next(cx))
+    }
+
+    /// The viewer's socket stopped taking writes: frames no longer wait for it.
+    pub fn detach(&mut self) {
+        let mut inner = self.topic.lock();
+        let Some(slot) = inner.viewers.get_mut(self.key) else { return };
+        if !slot.attached {
+            return;
+        }
+        slot.attached = false;
+        inner.attached -= 1;
+        inner.release_after(self.cursor);
     }
 }
 
 impl Drop for Viewer {
     fn drop(&mut self) {
+        self.detach();
         self.topic.lock().viewers.remove(self.key);
     }
 }
@@ -144,36 +218,73 @@ mod tests {
     }
 
     #[test]
-    fn a_viewer_that_keeps_up_gets_every_frame_in_order() {
+    fn a_viewer_that_keeps_up_gets_every_frame_in_order_however_many() {
         let topic = Arc::new(Topic::new(frame(1)));
         let (mut viewer, latest) = topic.subscribe();
         assert_eq!(latest.event_id, 1);
         assert_eq!(next_now(&mut viewer), None);
-        for id in 2..=4 {
+        for id in 2..=500 {
             topic.publish(frame(id));
         }
-        assert_eq!([next_now(&mut viewer), next_now(&mut viewer), next_now(&mut viewer)], [Some(2), Some(3), Some(4)]);
+        for id in 2..=500 {
+            assert_eq!(next_now(&mut viewer), Some(id));
+        }
         assert_eq!(next_now(&mut viewer), None);
+        assert_eq!(topic.kept(), 1, "frames every viewer took are dropped");
     }
 
     #[test]
-    fn a_viewer_far_behind_skips_to_the_newest_and_never_loses_the_last() {
+    fn a_stuck_viewer_costs_no_frames_and_skips_to_the_newest() {
         let topic = Arc::new(Topic::new(frame(1)));
-        let (mut viewer, _) = topic.subscribe();
+        let (mut stuck, _) = topic.subscribe();
+        let (mut prompt, _) = topic.subscribe();
+        stuck.detach();
         for id in 2..=50 {
             topic.publish(frame(id));
+            assert_eq!(next_now(&mut prompt), Some(id));
         }
+        assert_eq!(topic.kept(), 1, "nobody attached waits for old frames");
         topic.publish(Frame::progress(51, "{}", true));
-        assert_eq!(next_now(&mut viewer), Some(51));
-        assert_eq!(next_now(&mut viewer), None);
+        assert_eq!(next_now(&mut stuck), Some(51), "the terminal frame is never skipped");
+        assert_eq!(next_now(&mut stuck), None);
+        assert_eq!(next_now(&mut prompt), Some(51));
     }
 
     #[test]
-    fn dropped_viewers_leave_the_topic() {
+    fn a_briefly_stuck_viewer_within_the_bound_gets_every_frame() {
+        let topic = Arc::new(Topic::new(frame(1)));
+        let (mut viewer, _) = topic.subscribe();
+        let (mut other, _) = topic.subscribe();
+        viewer.detach();
+        for id in 2..=5 {
+            topic.publish(frame(id));
+        }
+        // `other` has not taken them yet, so they are still kept.
+        assert_eq!((2..=5).map(|_| next_now(&mut viewer)).collect::<Vec<_>>(), [Some(2), Some(3), Some(4), Some(5)]);
+        assert_eq!((2..=5).map(|_| next_now(&mut other)).collect::<Vec<_>>(), [Some(2), Some(3), Some(4), Some(5)]);
+        assert_eq!(topic.kept(), 1);
+    }
+
+    #[test]
+    fn dropped_viewers_release_their_frames() {
         let topic = Arc::new(Topic::new(frame(1)));
         let (viewer, _) = topic.subscribe();
-        assert_eq!(topic.viewers(), 1);
+        topic.publish(frame(2));
+        topic.publish(frame(3));
+        assert_eq!(topic.kept(), 2, "frame 1 was published before the viewer came");
         drop(viewer);
-        assert_eq!(topic.viewers(), 0);
+        assert_eq!((topic.viewers(), topic.kept()), (0, 1));
+    }
+
+    #[test]
+    fn past_the_cap_even_an_attached_viewer_skips() {
+        let topic = Arc::new(Topic::new(frame(1)));
+        let (mut viewer, _) = topic.subscribe();
+        for id in 2..=(MAX_KEPT as u64 + 10) {
+            topic.publish(frame(id));
+        }
+        assert_eq!(topic.kept(), MAX_KEPT);
+        assert_eq!(next_now(&mut viewer), Some(MAX_KEPT as u64 + 10));
+        assert_eq!(topic.kept(), 1);
     }
 }
