@@ -133,8 +133,12 @@ pub fn serve_settings(flags: &Flags) -> Result<(SocketAddr, Config), String> {
     let addr: SocketAddr = listen.parse().map_err(|_| format!("--listen must be IP:PORT, not {listen:?}"))?;
     let mut config = Config::default();
     if let Some(n) = number::<u64>(flags, "heartbeat-secs")? {
-        if n == 0 {
-            return Err("--heartbeat-secs must be at least 1".into());
+        if n == 0 || n >= config.stale_after.as_secs() {
+            return Err(format!(
+                "--heartbeat-secs must be from 1 to {}: a stream silent for {} s is stale and closed",
+                config.stale_after.as_secs() - 1,
+                config.stale_after.as_secs()
+            ));
         }
         config.heartbeat = Duration::from_secs(n);
     }

@@ -28,7 +28,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
     let config = &shared.config;
     let behind_proxy = config.trust_proxy == Some(peer.ip());
     if !behind_proxy && let Err(wait) = shared.connect_rate.admit_connection(peer.ip(), Instant::now()) {
-        refuse_rate(&shared, &conn, wait).await;
+        refuse_rate(&shared, conn, wait).await;
         return;
     }
     // The first request must arrive within the header timeout of the accept; later ones may
@@ -40,13 +40,13 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
         {
             Ok(Some(request)) => request,
             Ok(None) if first && !shared.shutdown.is_triggered() => {
-                answer_error(&shared, &conn, HttpError::Timeout).await;
+                answer_error(&shared, conn, HttpError::Timeout).await;
                 return;
             }
             Ok(None) => return,
             Err(e) => {
                 debug!(Ns::Http, "{peer} bad request: {e:?}");
-                answer_error(&shared, &conn, e).await;
+                answer_error(&shared, conn, e).await;
                 return;
             }
         };
@@ -55,12 +55,14 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
             && first
             && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now())
         {
-            refuse_rate(&shared, &conn, wait).await;
+            refuse_rate(&shared, conn, wait).await;
             return;
         }
         first = false;
-        if !handle(&shared, &mut conn, request, client).await || shared.shutdown.is_triggered() {
-            return;
+        match handle(&shared, &mut conn, request, client).await {
+            Flow::Next if !shared.shutdown.is_triggered() => {}
+            Flow::Next | Flow::Close => return,
+            Flow::Linger => return conn.linger_close(&shared.timers, Instant::now() + LINGER).await,
         }
         idle_deadline = Instant::now() + config.idle_timeout;
     }
@@ -72,21 +74,43 @@ fn forwarded_client(request: &Request) -> Option<IpAddr> {
     request.forwarded_for.as_deref()?.rsplit(',').next()?.trim().parse().ok()
 }
 
-async fn refuse_rate(shared: &Shared, conn: &Conn, wait: std::time::Duration) {
+async fn refuse_rate(shared: &Shared, conn: Conn, wait: std::time::Duration) {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     let response = Response::error(429, "too_many_connections", "This client opens connections too fast; slow down.")
         .header("Retry-After", seconds.to_string());
-    write(shared, conn, &response, false, false).await;
+    write(shared, &conn, &response, false, false).await;
+    conn.linger_close(&shared.timers, Instant::now() + LINGER).await;
 }
 
-async fn answer_error(shared: &Shared, conn: &Conn, e: HttpError) {
+/// Answers a request that could not be read, then closes without losing the answer.
+async fn answer_error(shared: &Shared, conn: Conn, e: HttpError) {
     if let Some(response) = e.response() {
-        write(shared, conn, &response, false, false).await;
+        write(shared, &conn, &response, false, false).await;
+        conn.linger_close(&shared.timers, Instant::now() + LINGER).await;
     }
 }
 
-/// Handles one request; false when the connection must close.
-async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> bool {
+/// How long a closing connection keeps reading so its last answer is not reset away.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the connection does after a request.
+enum Flow {
+    /// Read the next request.
+    Next,
+    /// Close now.
+    Close,
+    /// Close after draining input, so the error answer just sent is not lost to a reset.
+    Linger,
+}
+
+impl From<bool> for Flow {
+    fn from(keep_alive: bool) -> Flow {
+        if keep_alive { Flow::Next } else { Flow::Close }
+    }
+}
+
+/// Handles one request and says what the connection does next.
+async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow {
     let head_only = request.method == Method::Head;
     let mut body_read = false;
     let route = route(&request.path);
@@ -113,8 +137,8 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
             let extra = cors_headers.as_ref().map(|h| cors::header_lines(h)).unwrap_or_default();
             match progress::get(shared, conn, &request, id, client, &extra).await {
                 progress::Outcome::Answer(response) => response,
-                progress::Outcome::Streamed(End::Finished) => return request.keep_alive,
-                progress::Outcome::Streamed(End::Closed) => return false,
+                progress::Outcome::Streamed(End::Finished) => return request.keep_alive.into(),
+                progress::Outcome::Streamed(End::Closed) => return Flow::Close,
             }
         }
         Some(Route::Progress(id)) => progress::head(shared, &request, id),
@@ -129,7 +153,8 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                     Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
                         .header("WWW-Authenticate", "Bearer");
                 let keep_alive = request.keep_alive && request.body == BodyKind::None;
-                return write(shared, conn, &response, head_only, keep_alive).await;
+                let kept = write(shared, conn, &response, head_only, keep_alive).await;
+                return if kept || request.body == BodyKind::None { kept.into() } else { Flow::Linger };
             }
             let deadline = Instant::now() + shared.config.idle_timeout;
             let body = match conn.read_body(&shared.timers, &request, deadline).await {
@@ -138,8 +163,10 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                     body
                 }
                 Err(e) => {
-                    answer_error(shared, conn, e).await;
-                    return false;
+                    if let Some(response) = e.response() {
+                        write(shared, conn, &response, false, false).await;
+                    }
+                    return Flow::Linger;
                 }
             };
             producer(shared, &request, &body, route)
@@ -153,7 +180,8 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
     let keep_alive =
         request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered();
     debug!(Ns::Http, "{:?} {} {}", request.method, request.path, response.status);
-    write(shared, conn, &response, head_only, keep_alive).await
+    let kept = write(shared, conn, &response, head_only, keep_alive).await;
+    if !kept && request.body != BodyKind::None && !body_read { Flow::Linger } else { kept.into() }
 }
 
 fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> Response {

@@ -110,6 +110,7 @@ impl Task {
         if update.reset {
             self.rate_anchor = None;
         }
+        let was_running = self.status == TaskStatus::Running;
         if let Some(status) = update.status {
             self.status = status;
         } else if self.status == TaskStatus::Pending && update.progress.is_some() {
@@ -117,7 +118,8 @@ impl Task {
         }
         if let Some(p) = update.progress {
             // Out-of-order updates from concurrent workers must not make the bar jump back.
-            self.progress = if update.reset || self.status != TaskStatus::Running { p } else { p.max(self.progress) };
+            // Nor may a running task go back by way of `pending`: only `reset` moves it back.
+            self.progress = if update.reset || !was_running { p } else { p.max(self.progress) };
         }
         if let Some(stage) = &update.stage {
             self.stage.clone_from(stage);
@@ -445,7 +447,9 @@ mod tests {
         task.apply(&TaskUpdate::running(50.0), 1);
         task.apply(&TaskUpdate::running(40.0), 2);
         assert_eq!(task.progress, 50.0);
-        task.apply(&TaskUpdate::running(40.0).reset(), 3);
+        task.apply(&TaskUpdate { status: Some(TaskStatus::Pending), ..TaskUpdate::progress(30.0) }, 3);
+        assert_eq!(task.progress, 50.0, "not back by way of pending either");
+        task.apply(&TaskUpdate::running(40.0).reset(), 4);
         assert_eq!(task.progress, 40.0);
     }
 

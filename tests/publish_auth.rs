@@ -17,11 +17,6 @@ fn start(config: Config) -> TestServer {
     start_server(Config { connect_rate_per_client: 0, ..config })
 }
 
-/// [`start`] with the default settings and two executor threads.
-fn start_plain() -> TestServer {
-    start(Config { threads: 2, ..Config::default() })
-}
-
 const TOKEN: &str = "s3cret";
 const RIGHT: (&str, &str) = ("Authorization", "Bearer s3cret");
 const TASKS: &str = "/api/brand-monitor/tasks";

@@ -204,6 +204,31 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Closes after an error answer without losing it: closing a socket that still has unread
+    /// input sends a reset, which can destroy the answer in flight (RFC 9112, 9.6). So the write
+    /// side is shut first and input is read and dropped until the peer closes, up to
+    /// [`LINGER_BYTES`] or `deadline`.
+    pub async fn linger_close(self, timers: &Timers, deadline: Instant) {
+        let _ = self.stream.get_ref().shutdown(std::net::Shutdown::Write);
+        let mut sleep = timers.sleep_until(deadline);
+        let drain = async {
+            let mut scratch = [0u8; 2048];
+            let mut left = LINGER_BYTES;
+            while left > 0 {
+                match (&self.stream).read(&mut scratch).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        future::or(drain, &mut sleep).await;
+    }
+}
+
+/// Most input read and dropped while lingering before a close.
+const LINGER_BYTES: usize = 256 * 1024;
+
 /// Reads once into the spare room of `buf`, never letting it grow past `cap` bytes.
 async fn read_more(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
     let old = buf.len();

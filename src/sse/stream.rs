@@ -100,9 +100,12 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start<'_>, guard: &Str
     }
     drop(snapshot);
 
+    // One deadline serves both the heartbeat and the stale cleanup: whichever comes first.
     let heartbeat = shared.config.heartbeat;
+    let stale_after = shared.config.stale_after;
+    let quiet_limit = heartbeat.min(stale_after);
     let mut last_write = Instant::now();
-    let mut beat = shared.timers.sleep_until(last_write + heartbeat);
+    let mut beat = shared.timers.sleep_until(last_write + quiet_limit);
     let socket = writer.conn.stream();
     loop {
         let shutdown = shared.shutdown.wait();
@@ -151,16 +154,28 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start<'_>, guard: &Str
                 return if writer.send(&out, &mut viewer).await { writer.finish().await } else { End::Closed };
             }
             Wake::Heartbeat => {
-                let due = last_write + heartbeat;
-                if Instant::now() + shared.config.timer_tick < due {
+                let now = Instant::now();
+                if now >= last_write + stale_after {
+                    // Heartbeats set longer than the stale time: the cleanup ends the stream,
+                    // telling the viewer why if its socket still takes writes.
+                    debug!(Ns::Conn, "stream {} stale: closing", guard.id());
+                    let frame =
+                        Frame::closing("stale", "The stream was silent too long and is being closed; reconnect.");
+                    let bytes = if chunked { frame.chunked() } else { frame.plain() };
+                    return if writer.send(bytes, &mut viewer).await { writer.finish().await } else { End::Closed };
+                }
+                let due = last_write + quiet_limit;
+                if now + shared.config.timer_tick < due {
                     beat.reset(due); // a frame went out since this deadline was set
                     continue;
                 }
-                if !writer.send(&heartbeat_bytes(chunked), &mut viewer).await {
-                    return End::Closed;
+                if now >= last_write + heartbeat {
+                    if !writer.send(&heartbeat_bytes(chunked), &mut viewer).await {
+                        return End::Closed;
+                    }
+                    last_write = Instant::now();
                 }
-                last_write = Instant::now();
-                beat.reset(last_write + heartbeat);
+                beat.reset(last_write + quiet_limit);
             }
             Wake::Peer => {
                 // Readiness can be stale (left from reading the request): look before leaving.
