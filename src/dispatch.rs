@@ -11,6 +11,7 @@ use std::time::Instant;
 use async_io::Async;
 
 use crate::auth::bearer_matches;
+use crate::connections::StreamGuard;
 use crate::debug;
 use crate::http::HttpError;
 use crate::http::conn::Conn;
@@ -20,7 +21,7 @@ use crate::http::router::{Route, route};
 use crate::log::Ns;
 use crate::routes::{cors, health, index, progress, tasks};
 use crate::server::Shared;
-use crate::sse::stream::End;
+use crate::sse::stream::{self, End, Start};
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr) {
@@ -28,7 +29,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
     let config = &shared.config;
     let behind_proxy = config.trust_proxy == Some(peer.ip());
     if !behind_proxy && let Err(wait) = shared.connect_rate.admit_connection(peer.ip(), Instant::now()) {
-        refuse_rate(&shared, conn, wait).await;
+        Box::pin(refuse_rate(&shared, conn, wait)).await;
         return;
     }
     // The first request must arrive within the header timeout of the accept; later ones may
@@ -36,17 +37,19 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
     let mut idle_deadline = Instant::now() + config.header_timeout;
     let mut first = true;
     loop {
-        let request = match conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout).await
-        {
+        // Boxed, like every rare or request-sized wait here: an idle stream's memory is mostly this
+        // function's future, which would otherwise be as large as its largest wait.
+        let head = conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout);
+        let request = match Box::pin(head).await {
             Ok(Some(request)) => request,
             Ok(None) if first && !shared.shutdown.is_triggered() => {
-                answer_error(&shared, conn, HttpError::Timeout).await;
+                Box::pin(answer_error(&shared, conn, HttpError::Timeout)).await;
                 return;
             }
             Ok(None) => return,
             Err(e) => {
                 debug!(Ns::Http, "{peer} bad request: {e:?}");
-                answer_error(&shared, conn, e).await;
+                Box::pin(answer_error(&shared, conn, e)).await;
                 return;
             }
         };
@@ -55,14 +58,23 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
             && first
             && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now())
         {
-            refuse_rate(&shared, conn, wait).await;
+            Box::pin(refuse_rate(&shared, conn, wait)).await;
             return;
         }
         first = false;
-        match handle(&shared, &mut conn, request, client).await {
+        // The request is handled (and dropped) in a boxed future of its own; only a stream runs
+        // here, so an idle stream holds neither the request nor the request-sized futures.
+        match Box::pin(handle(&shared, &mut conn, request, client)).await {
             Flow::Next if !shared.shutdown.is_triggered() => {}
             Flow::Next | Flow::Close => return,
-            Flow::Linger => return conn.linger_close(&shared.timers, Instant::now() + LINGER).await,
+            Flow::Linger => return Box::pin(conn.linger_close(&shared.timers, Instant::now() + LINGER)).await,
+            Flow::Stream(start, guard) => {
+                let keep_alive = start.keep_alive;
+                match stream::run(&shared, &mut conn, start, &guard).await {
+                    End::Finished if keep_alive && !shared.shutdown.is_triggered() => {}
+                    _ => return,
+                }
+            }
         }
         idle_deadline = Instant::now() + config.idle_timeout;
     }
@@ -94,7 +106,9 @@ async fn answer_error(shared: &Shared, conn: Conn, e: HttpError) {
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the connection does after a request.
-enum Flow {
+enum Flow<'a> {
+    /// Run this stream.
+    Stream(Start, StreamGuard<'a>),
     /// Read the next request.
     Next,
     /// Close now.
@@ -103,14 +117,14 @@ enum Flow {
     Linger,
 }
 
-impl From<bool> for Flow {
-    fn from(keep_alive: bool) -> Flow {
+impl From<bool> for Flow<'_> {
+    fn from(keep_alive: bool) -> Self {
         if keep_alive { Flow::Next } else { Flow::Close }
     }
 }
 
 /// Handles one request and says what the connection does next.
-async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow {
+async fn handle<'a>(shared: &'a Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow<'a> {
     let head_only = request.method == Method::Head;
     let mut body_read = false;
     let route = route(&request.path);
@@ -135,10 +149,9 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
         }
         Some(Route::Progress(id)) if request.method == Method::Get => {
             let extra = cors_headers.as_ref().map(|h| cors::header_lines(h)).unwrap_or_default();
-            match progress::get(shared, conn, &request, id, client, &extra).await {
-                progress::Outcome::Answer(response) => response,
-                progress::Outcome::Streamed(End::Finished) => return request.keep_alive.into(),
-                progress::Outcome::Streamed(End::Closed) => return Flow::Close,
+            match progress::start(shared, &request, id, client, extra) {
+                Ok((start, guard)) => return Flow::Stream(start, guard),
+                Err(response) => response,
             }
         }
         Some(Route::Progress(id)) => progress::head(shared, &request, id),
@@ -157,7 +170,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                 return if kept || request.body == BodyKind::None { kept.into() } else { Flow::Linger };
             }
             let deadline = Instant::now() + shared.config.idle_timeout;
-            let body = match conn.read_body(&shared.timers, &request, deadline).await {
+            let body = match Box::pin(conn.read_body(&shared.timers, &request, deadline)).await {
                 Ok(body) => {
                     body_read = true;
                     body

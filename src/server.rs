@@ -233,3 +233,38 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     stream.set_nodelay(true)?;
     Ok(stream)
 }
+
+#[cfg(test)]
+mod tests {
+    /// An idle stream's memory is mostly its connection future: keep it in sight. These sizes are
+    /// deterministic for one compiler; the bounds catch a change that inlines a large wait again.
+    #[test]
+    fn connection_futures_stay_small() {
+        smol::block_on(async {
+            let tracker = crate::ProgressTracker::new(crate::Config::default());
+            let server = super::Server::bind("127.0.0.1:0", tracker).await.unwrap();
+            let shared = &server.shared;
+            let addr = server.local_addr().unwrap();
+            let socket = || async_io::Async::new(std::net::TcpStream::connect(addr).unwrap()).unwrap();
+            let serve = crate::dispatch::serve(shared.clone(), socket(), addr);
+            let serve_size = std::mem::size_of_val(&serve);
+            drop(serve);
+            shared.tracker.create_task("t", "").unwrap();
+            let (viewer, snapshot) = shared.tracker.topic("t").unwrap().subscribe();
+            let start = crate::sse::stream::Start {
+                task_id: "t".into(),
+                viewer,
+                snapshot,
+                skip_snapshot: false,
+                chunked: true,
+                keep_alive: true,
+                extra_headers: String::new(),
+            };
+            let guard = shared.connections.open(addr.ip()).unwrap();
+            let mut conn = crate::http::conn::Conn::new(socket());
+            let stream_size = std::mem::size_of_val(&crate::sse::stream::run(shared, &mut conn, start, &guard));
+            eprintln!("connection future {serve_size} bytes, of which the stream loop {stream_size}");
+            assert!(serve_size <= 2048 && stream_size <= 1024, "{serve_size} / {stream_size}");
+        });
+    }
+}

@@ -189,14 +189,22 @@ impl Conn {
 
     /// Writes all of `bytes`, giving up at `deadline` (a client that never reads must not hold
     /// the connection's task forever).
+    ///
+    /// Most writes complete at once, without a timer or an await; only a blocked write boxes
+    /// the future that waits, which keeps every connection's own future small (an idle stream's
+    /// memory is mostly that future).
     pub async fn write_all(&self, bytes: &[u8], timers: &Timers, deadline: Instant) -> std::io::Result<()> {
-        let mut stream = &self.stream;
-        let mut write = std::pin::pin!(stream.write_all(bytes));
-        if let Some(done) = future::poll_once(&mut write).await {
-            return done;
+        let written = write_now(&self.stream, bytes)?;
+        if written == bytes.len() {
+            return Ok(());
         }
+        Box::pin(self.write_blocked(&bytes[written..], timers, deadline)).await
+    }
+
+    async fn write_blocked(&self, bytes: &[u8], timers: &Timers, deadline: Instant) -> std::io::Result<()> {
+        let mut stream = &self.stream;
         let mut sleep = timers.sleep_until(deadline);
-        future::or(write, async {
+        future::or(stream.write_all(bytes), async {
             (&mut sleep).await;
             Err(std::io::ErrorKind::TimedOut.into())
         })
@@ -228,6 +236,21 @@ impl Conn {
 
 /// Most input read and dropped while lingering before a close.
 const LINGER_BYTES: usize = 256 * 1024;
+
+/// Writes what the socket takes now, without waiting: the number of bytes written.
+pub fn write_now(stream: &Async<TcpStream>, bytes: &[u8]) -> std::io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match std::io::Write::write(&mut stream.get_ref(), &bytes[written..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
 
 /// Reads once into the spare room of `buf`, never letting it grow past `cap` bytes.
 async fn read_more(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {

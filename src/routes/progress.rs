@@ -4,22 +4,13 @@
 //! client's stream cap (429), shutdown (503). The viewer subscribes before the snapshot is
 //! chosen, under the topic's lock, so no change can fall between the snapshot and the stream.
 
+use crate::connections::StreamGuard;
 use crate::error::{Error, ErrorKind};
-use crate::http::conn::Conn;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::server::Shared;
-use crate::sse::stream::{self, End, Start};
+use crate::sse::stream::Start;
 use crate::task::validate_task_id;
-
-/// What a stream request led to.
-#[derive(Debug)]
-pub enum Outcome {
-    /// An answer instead of a stream (400, 401, 403, 404, 204, 429, 503).
-    Answer(Response),
-    /// The stream ran and ended so.
-    Streamed(End),
-}
 
 /// Checks the id and the subscribe token; the error answer if either is wrong.
 fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Response> {
@@ -42,27 +33,21 @@ fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Respon
     Ok(())
 }
 
-/// Starts a stream, or answers why not.
-pub async fn get(
-    shared: &Shared,
-    conn: &mut Conn,
+/// Everything a stream needs to start, or the answer (400, 401, 403, 404, 204, 429, 503) that
+/// refuses it. The stream is registered with the connection manager from here on.
+pub fn start<'a>(
+    shared: &'a Shared,
     request: &Request,
     task_id: &str,
     client: std::net::IpAddr,
-    cors: &str,
-) -> Outcome {
-    if let Err(response) = admit(shared, request, task_id) {
-        return Outcome::Answer(response);
-    }
+    cors: String,
+) -> Result<(Start, StreamGuard<'a>), Response> {
+    admit(shared, request, task_id)?;
     if shared.shutdown.is_triggered() {
-        return Outcome::Answer(
-            Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.")
-                .header("Retry-After", "2"),
-        );
+        return Err(Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.")
+            .header("Retry-After", "2"));
     }
-    let Some(topic) = shared.tracker.topic(task_id) else {
-        return Outcome::Answer(error_response(&not_found()));
-    };
+    let topic = shared.tracker.topic(task_id).ok_or_else(|| error_response(&not_found()))?;
     let (viewer, snapshot) = topic.subscribe();
     drop(topic);
     // The client has this exact event when its Last-Event-ID is the id we sent, spelled as we
@@ -71,23 +56,22 @@ pub async fn get(
         && request.last_event_id.as_deref().map(str::trim) == Some(snapshot.event_id.to_string().as_str());
     if up_to_date && snapshot.ends_stream() {
         // The client has seen the terminal event: 204 tells EventSource to stop reconnecting.
-        return Outcome::Answer(Response::empty(204));
+        return Err(Response::empty(204));
     }
     let Some(guard) = shared.connections.open(client) else {
-        return Outcome::Answer(
-            Response::error(429, "too_many_streams", "This client has too many open streams.")
-                .header("Retry-After", "10"),
-        );
+        return Err(Response::error(429, "too_many_streams", "This client has too many open streams.")
+            .header("Retry-After", "10"));
     };
     let start = Start {
-        task_id,
+        task_id: task_id.to_owned(),
         viewer,
         snapshot,
         skip_snapshot: up_to_date,
         chunked: request.http11,
-        extra_headers: cors.to_owned(),
+        keep_alive: request.keep_alive,
+        extra_headers: cors,
     };
-    Outcome::Streamed(stream::run(shared, conn, start, &guard).await)
+    Ok((start, guard))
 }
 
 /// Status of a task in headers, no body.

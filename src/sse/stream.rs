@@ -21,7 +21,7 @@ use super::encoder::{self, Frame};
 use super::topic::Viewer;
 use crate::connections::StreamGuard;
 use crate::debug;
-use crate::http::conn::Conn;
+use crate::http::conn::{Conn, write_now};
 use crate::log::Ns;
 use crate::server::Shared;
 use crate::tracker::now_ms;
@@ -45,9 +45,9 @@ enum Wake {
 
 /// A stream about to start: what the route decided.
 #[derive(Debug)]
-pub struct Start<'a> {
+pub struct Start {
     /// The task id, for the `connected` event.
-    pub task_id: &'a str,
+    pub task_id: String,
     /// Subscribed before the snapshot was chosen, so no change falls between them.
     pub viewer: Viewer,
     /// The snapshot: the newest frame at subscription.
@@ -56,49 +56,29 @@ pub struct Start<'a> {
     pub skip_snapshot: bool,
     /// HTTP/1.1 chunked framing (else HTTP/1.0, delimited by the close).
     pub chunked: bool,
+    /// The connection may serve another request after a finished stream.
+    pub keep_alive: bool,
     /// Extra header lines (CORS), each ending in CRLF.
     pub extra_headers: String,
 }
 
 /// Streams to the client until the task ends or the connection does.
-pub async fn run(shared: &Shared, conn: &mut Conn, start: Start<'_>, guard: &StreamGuard<'_>) -> End {
+pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamGuard<'_>) -> End {
     conn.release_buffer();
-    let Start { task_id, mut viewer, snapshot, skip_snapshot, chunked, extra_headers } = start;
-    debug!(Ns::Conn, "stream {} opened for {task_id}", guard.id());
+    let chunked = start.chunked;
+    let mut viewer = start.viewer;
     let writer = Writer { shared, conn, guard, chunked };
-
-    // The head and the opening events go out in one write.
-    let mut body = Vec::with_capacity(256 + snapshot.plain().len());
-    encoder::encode_retry(&mut body, shared.config.retry.as_millis() as u64);
-    let connected = serde_json::json!({
-        "taskId": task_id,
-        "connectionId": format!("{:x}", guard.id()),
-        "serverTime": now_ms(),
-    });
-    encoder::encode_event(&mut body, Some("connected"), None, &connected.to_string()).expect("fixed event name");
-    if !skip_snapshot {
-        body.extend_from_slice(snapshot.plain());
-    }
-    let mut out = Vec::with_capacity(body.len() + 256);
-    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n");
-    out.extend_from_slice(extra_headers.as_bytes());
-    drop(extra_headers);
-    if chunked {
-        out.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
-        push_chunk(&mut out, &body);
-    } else {
-        out.extend_from_slice(b"Connection: close\r\n\r\n");
-        out.extend_from_slice(&body);
-    }
-    drop(body);
+    // The head and the opening events go out in one write; the bytes are built outside this
+    // async fn so nothing of them stays in its state while the stream idles.
+    let (out, ends) =
+        opening(shared, guard.id(), start.task_id, start.snapshot, start.skip_snapshot, chunked, start.extra_headers);
     if !writer.send(&out, &mut viewer).await {
         return End::Closed;
     }
     drop(out);
-    if !skip_snapshot && snapshot.ends_stream() {
+    if ends {
         return writer.finish().await;
     }
-    drop(snapshot);
 
     // One deadline serves both the heartbeat and the stale cleanup: whichever comes first.
     let heartbeat = shared.config.heartbeat;
@@ -202,17 +182,21 @@ struct Writer<'a> {
 impl Writer<'_> {
     /// Writes all of `bytes`; false if the write failed or stayed blocked too long.
     async fn send(&self, bytes: &[u8], viewer: &mut Viewer) -> bool {
-        let socket = self.conn.stream();
-        // Most writes complete at once and cost one syscall, no timer.
-        let mut written = match socket.get_ref().write(bytes) {
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
-            Err(e) => return self.failed(&e),
-        };
-        if written == bytes.len() {
-            self.guard.wrote();
-            return true;
+        // Most writes complete at once and cost one syscall, no timer and no await; the rare
+        // blocked write is boxed so its future does not sit in every idle stream's state.
+        match write_now(self.conn.stream(), bytes) {
+            Ok(n) if n == bytes.len() => {
+                self.guard.wrote();
+                true
+            }
+            Ok(n) => Box::pin(self.send_blocked(bytes, n, viewer)).await,
+            Err(e) => self.failed(&e),
         }
+    }
+
+    /// The rest of a write the socket did not take at once.
+    async fn send_blocked(&self, bytes: &[u8], mut written: usize, viewer: &mut Viewer) -> bool {
+        let socket = self.conn.stream();
         self.guard.blocked();
         viewer.detach();
         let config = &self.shared.config;
@@ -260,6 +244,44 @@ impl Writer<'_> {
             Err(_) => End::Closed,
         }
     }
+}
+
+/// The response head, `retry`, `connected` and (unless skipped) the snapshot; and whether the
+/// stream ends right after them (the snapshot sent is terminal).
+fn opening(
+    shared: &Shared,
+    id: u64,
+    task_id: String,
+    snapshot: Arc<Frame>,
+    skip_snapshot: bool,
+    chunked: bool,
+    extra_headers: String,
+) -> (Vec<u8>, bool) {
+    debug!(Ns::Conn, "stream {id} opened for {task_id}");
+    let mut body = Vec::with_capacity(256 + snapshot.plain().len());
+    encoder::encode_retry(&mut body, shared.config.retry.as_millis() as u64);
+    let connected = serde_json::json!({
+        "taskId": task_id,
+        "connectionId": format!("{id:x}"),
+        "serverTime": now_ms(),
+    });
+    encoder::encode_event(&mut body, Some("connected"), None, &connected.to_string()).expect("fixed event name");
+    if !skip_snapshot {
+        body.extend_from_slice(snapshot.plain());
+    }
+    let mut out = Vec::with_capacity(body.len() + 256);
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n",
+    );
+    out.extend_from_slice(extra_headers.as_bytes());
+    if chunked {
+        out.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
+        push_chunk(&mut out, &body);
+    } else {
+        out.extend_from_slice(b"Connection: close\r\n\r\n");
+        out.extend_from_slice(&body);
+    }
+    (out, !skip_snapshot && snapshot.ends_stream())
 }
 
 fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
