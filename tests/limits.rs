@@ -298,7 +298,14 @@ fn behind_the_trusted_proxy_streams_are_capped_per_forwarded_address() {
     assert_refusal(&reply, 429, Some("too_many_streams"));
     let (status, reply, second) = open("10.9.0.2");
     assert_eq!(status, 200, "another forwarded address has its own cap: {}", reply.text());
-    drop((first, second));
+    // A proxy that adds its own header line after the client's: the last line's entry counts.
+    let (status, reply, third) =
+        stream_on(connect(server.addr), "proxied", &[("X-Forwarded-For", "10.9.0.1"), ("X-Forwarded-For", "10.9.0.3")]);
+    assert_eq!(status, 200, "counted as 10.9.0.3, not the client's own 10.9.0.1: {}", reply.text());
+    let (_, reply, _) =
+        stream_on(connect(server.addr), "proxied", &[("X-Forwarded-For", "10.9.0.4"), ("X-Forwarded-For", "10.9.0.1")]);
+    assert_refusal(&reply, 429, Some("too_many_streams"));
+    drop((first, second, third));
 }
 
 #[test]
