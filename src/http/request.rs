@@ -204,9 +204,9 @@ pub fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                // Two hex digits exactly: `from_str_radix` alone would take `%+1` as 0x01.
+                let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
                 i += 3;
             }
             b'+' => {
@@ -287,6 +287,9 @@ mod tests {
         assert_eq!(request.method, Method::Patch);
         assert_eq!(request.path, "/a/b");
         assert_eq!(request.query_param("token").as_deref(), Some("x+y"));
+        assert_eq!(percent_decode("%+1"), None, "a sign is not a hex digit");
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("a%20b+c").as_deref(), Some("a b c"));
         assert_eq!(request.body, BodyKind::Chunked);
         assert!(request.expect_continue && !request.keep_alive);
         assert_eq!(request.last_event_id.as_deref(), Some("7"));

@@ -95,7 +95,9 @@ fn split_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let text = rest?;
-        match text.find(['\r', '\n']) {
+        // A byte scan: CR and LF are ASCII, so a match is always a char boundary, and this is
+        // several times faster than `str::find` with a char set on long JSON lines.
+        match text.bytes().position(|b| b == b'\r' || b == b'\n') {
             None => {
                 rest = None;
                 Some(text)

@@ -1,0 +1,161 @@
+//! The `sse-progress` binary from a shell's point of view: `publish`, `watch`, `serve`'s checks
+//! and help, `demo`, and `DEBUG` logging.
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sse-progress");
+
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_bounded(&mut child, Duration::from_secs(20));
+    child.wait_with_output().unwrap()
+}
+
+/// Waits for a child, killing it (and failing) if it overruns.
+fn wait_bounded(child: &mut Child, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn publish_drives_a_task_through_its_life() {
+    // create, update, complete, get and list from the shell, each printing the answer's JSON.
+    let server = start_default();
+    let url = format!("http://{}", server.addr);
+    let out = run(&["publish", &url, "create", "--id", "cli-1", "--stage", "Checking out"]);
+    assert!(out.status.success(), "{out:?}");
+    let task: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((task["taskId"].as_str(), task["stage"].as_str()), (Some("cli-1"), Some("Checking out")));
+    let out = run(&["publish", &url, "update", "cli-1", "--progress", "40", "--message", "Compiling"]);
+    let task: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((task["progress"].as_f64(), task["eventId"].as_u64()), (Some(40.0), Some(2)));
+    let out = run(&["publish", &url, "complete", "cli-1", "--result", r#"{"artifact":"app.tar"}"#]);
+    let task: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(task["result"]["artifact"], "app.tar");
+    let out = run(&["publish", &url, "update", "cli-1", "--progress", "50"]);
+    assert_eq!(out.status.code(), Some(1), "an error answer exits 1");
+    assert!(stdout(&out).contains("task_finished"));
+    let out = run(&["publish", &url, "list"]);
+    assert!(stdout(&out).contains("cli-1"));
+    let out = run(&["publish", &url, "fail"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
+}
+
+#[test]
+fn publish_sends_the_token() {
+    // --token becomes `Authorization: Bearer`; without it the server answers 401.
+    let server = start_server(sse_progress::Config { publish_token: Some("t0k".into()), ..Default::default() });
+    let url = format!("http://{}", server.addr);
+    assert_eq!(run(&["publish", &url, "create", "--id", "a"]).status.code(), Some(1));
+    assert!(run(&["publish", &url, "create", "--id", "a", "--token", "t0k"]).status.success());
+}
+
+#[test]
+fn watch_follows_a_task_to_its_end() {
+    // `watch` prints progress lines and exits 0 when the task completes (1 when it fails).
+    let server = start_default();
+    server.tracker.create_task("w", "Start").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["watch", &format!("http://{}", server.addr), "w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    assert!(first.contains("pending"), "{first}");
+    server.tracker.update_task("w", sse_progress::TaskUpdate::running(50.0).stage("Half")).unwrap();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains(" 50.0%") && line.contains("Half"), "{line}");
+    server.tracker.complete_task("w", serde_json::Value::Null).unwrap();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains("100.0%") && line.contains("completed"), "{line}");
+    wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn serve_explains_itself_and_refuses_unsafe_settings() {
+    // --help lists every flag with its variable; a public address without a token is refused.
+    let help = stdout(&run(&["serve", "--help"]));
+    for flag in [
+        "--listen",
+        "--publish-token",
+        "--heartbeat-secs",
+        "--retention-secs",
+        "--threads",
+        "--max-connections",
+        "--max-streams-per-client",
+        "--connect-rate-per-client",
+        "--trust-proxy",
+        "--require-subscribe-token",
+        "--cors-origin",
+        "--drain-secs",
+        "--allow-unauthenticated",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        let var = format!("SSE_PROGRESS_{}", flag[2..].to_uppercase().replace('-', "_"));
+        assert!(help.contains(&var), "{var} missing");
+    }
+    let out = run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--publish-token"));
+    let out = run(&["serve", "--heartbeat-secs", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(run(&["nonsense"]).status.code(), Some(2));
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn demo_serves_simulated_tasks_that_curl_can_watch() {
+    // The demo prints curl commands; following one shows retry, connected and progress events.
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--exit-after-secs", "20"])
+        .env("DEBUG", "sse:http")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    let watch_url = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the banner ended without a curl line: {banner}");
+        banner.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("curl -N ") {
+            break url.to_owned();
+        }
+    };
+    let curl = Command::new("curl").args(["-sN", "--max-time", "4", &watch_url]).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&curl.stdout);
+    assert!(text.starts_with("retry: 2000\n"), "{text}");
+    assert!(text.contains("event: connected\n"), "{text}");
+    assert!(text.matches("event: progress\n").count() >= 2, "a demo task moves within 4 s: {text}");
+    let page = request(format!("127.0.0.1:{port}").parse().unwrap(), "GET", "/", &[], None);
+    assert!(page.text().contains("EventSource"), "the live page");
+    let _ = child.kill();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let _ = child.wait();
+    assert!(stderr.contains("sse:http"), "DEBUG=sse:http logs requests: {stderr}");
+}
