@@ -206,6 +206,7 @@ Commands:
   demo      run the server with simulated brand-analysis tasks, and print where to watch them
   publish   create, update, complete, fail, get, list or delete tasks from a shell
   watch     follow one task in the terminal with a progress bar, reconnecting like the browser hook
+  bench     load: open many streams, publish, report memory per stream and delivery latency
   help      this text
 
 Stream a task:   curl -N http://127.0.0.1:8080/api/brand-monitor/progress/TASK_ID
@@ -244,6 +245,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "demo" => crate::demo::run(rest),
         "publish" => return crate::cli_publish::run(rest),
         "watch" => return crate::cli_watch::run(rest),
+        "bench" => return crate::bench::main(rest),
         other => Err(format!("unknown command {other:?}\n\n{TOP_HELP}")),
     };
     match result {

@@ -33,6 +33,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 mod cli_publish;
 mod cli_watch;

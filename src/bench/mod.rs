@@ -1,0 +1,381 @@
+//! `sse-progress bench`: the load tool. Opens many streams on one task, publishes updates with a
+//! send time in each, and reports what a user of the server would feel: connect time, memory
+//! per stream, delivery latency over every (viewer, update) pair, losses, publish round trip,
+//! and the server's CPU per delivered event.
+//!
+//! It talks only to loopback addresses and stops by itself: every phase has a deadline.
+//! `--peer nchan` drives an nginx-nchan server with the same method, so both are measured by
+//! the same code in the same run.
+
+mod stats;
+mod viewers;
+
+pub use stats::{cpu_seconds, percentile, rss_kib};
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::cli::{Flag, parse_flags};
+use crate::client::{Client, Url};
+
+/// `bench --help`.
+pub const HELP: &str = "\
+Usage: sse-progress bench [options]
+
+Opens N streams on one task, publishes K updates, and reports connect time, server memory per
+stream, delivery latency p50/p99/max over every (viewer, update) pair, updates lost, publish
+round trip and server CPU per delivered event. Loopback addresses only.
+
+Options:
+  --url URL                 the server [default: http://127.0.0.1:8080]
+  --streams N               streams to open [default: 1000]
+  --updates K               updates to publish [default: 20]
+  --interval-ms MS          time between updates [default: 200]
+  --sources A,B,...         local source addresses to spread connections over (127.0.0.x),
+                            needed past ~28,000 streams [default: 127.0.0.1]
+  --connects-in-flight N    most connects at once [default: 100]
+  --server-pid PID[,PID]    the server's processes, for memory and CPU (from /proc)
+  --peer sse-progress|nchan the server's protocol [default: sse-progress]
+  --task ID                 the task to watch [default: bench-<random>]
+  --token TOKEN             publish token (sse-progress)
+  --threads N               the tool's own threads [default: 1]
+  --json                    print one JSON line instead of the table
+";
+
+const FLAGS: &[Flag] = &[
+    Flag { name: "url", value: Some("URL"), help: "", repeatable: false },
+    Flag { name: "streams", value: Some("N"), help: "", repeatable: false },
+    Flag { name: "updates", value: Some("K"), help: "", repeatable: false },
+    Flag { name: "interval-ms", value: Some("MS"), help: "", repeatable: false },
+    Flag { name: "sources", value: Some("LIST"), help: "", repeatable: true },
+    Flag { name: "connects-in-flight", value: Some("N"), help: "", repeatable: false },
+    Flag { name: "server-pid", value: Some("PIDS"), help: "", repeatable: true },
+    Flag { name: "peer", value: Some("NAME"), help: "", repeatable: false },
+    Flag { name: "task", value: Some("ID"), help: "", repeatable: false },
+    Flag { name: "token", value: Some("TOKEN"), help: "", repeatable: false },
+    Flag { name: "threads", value: Some("N"), help: "", repeatable: false },
+    Flag { name: "json", value: None, help: "", repeatable: false },
+];
+
+/// The server's protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// This server: `/api/brand-monitor/progress/{id}`, publish by `PATCH`.
+    SseProgress,
+    /// nginx with nchan: subscribe `/sub/{id}` (EventSource), publish `POST /pub?id={id}`.
+    Nchan,
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The server.
+    pub url: Url,
+    /// Streams to open.
+    pub streams: usize,
+    /// Updates to publish.
+    pub updates: usize,
+    /// Between updates.
+    pub interval: Duration,
+    /// Source addresses, used in turn.
+    pub sources: Vec<IpAddr>,
+    /// Most connects at once.
+    pub in_flight: usize,
+    /// The server's processes.
+    pub server_pids: Vec<u32>,
+    /// The protocol.
+    pub peer: Peer,
+    /// The task.
+    pub task: String,
+    /// Publish token.
+    pub token: Option<String>,
+    /// The tool's threads.
+    pub threads: usize,
+}
+
+/// The measured figures.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The protocol measured.
+    pub peer: String,
+    /// Streams asked for.
+    pub streams: usize,
+    /// Streams that started.
+    pub streams_held: usize,
+    /// Seconds from the first connect to the last stream started.
+    pub connect_seconds: f64,
+    /// Server RSS growth per stream, bytes (when the server's pid is known).
+    pub memory_per_stream_bytes: Option<f64>,
+    /// Server RSS with all streams open, KiB.
+    pub server_rss_kib: Option<u64>,
+    /// Updates published.
+    pub updates: usize,
+    /// (viewer, update) pairs delivered.
+    pub delivered: usize,
+    /// (viewer, update) pairs not delivered (superseded or lost).
+    pub lost: usize,
+    /// Delivery latency, µs.
+    pub latency_p50_us: u64,
+    /// Delivery latency, µs.
+    pub latency_p99_us: u64,
+    /// Delivery latency, µs.
+    pub latency_max_us: u64,
+    /// Publish round trip, µs.
+    pub publish_p50_us: u64,
+    /// Publish round trip, µs.
+    pub publish_max_us: u64,
+    /// Server CPU per delivered event, µs (when the server's pid is known).
+    pub cpu_per_event_us: Option<f64>,
+    /// The first few viewer errors.
+    pub errors: Vec<String>,
+}
+
+/// Runs `bench` from the command line; returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return 0;
+    }
+    let result = parse(args).and_then(|(plan, json)| run(&plan).map(|report| (report, json)));
+    match result {
+        Ok((report, json)) => {
+            if json {
+                println!("{}", serde_json::to_string(&report).expect("a report serializes"));
+            } else {
+                print_table(&report);
+            }
+            i32::from(report.streams_held < report.streams)
+        }
+        Err(e) => {
+            eprintln!("sse-progress bench: {e}");
+            2
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<(Plan, bool), String> {
+    let (flags, positional) = parse_flags(args, &[FLAGS])?;
+    if let Some(extra) = positional.first() {
+        return Err(format!("unexpected argument {extra:?}"));
+    }
+    let num = |name: &str, default: usize| -> Result<usize, String> {
+        flags.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} must be a number")))
+    };
+    let url =
+        Url::parse(flags.get("url").map_or("http://127.0.0.1:8080", String::as_str)).map_err(|e| e.to_string())?;
+    let sources = match flags.get("sources") {
+        Some(list) => list
+            .split(',')
+            .map(|s| s.trim().parse::<IpAddr>().map_err(|_| format!("--sources: {s:?} is not an IP address")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    // Loopback only: this tool is a load generator, and it must never point at another host.
+    if !url.addr.ip().is_loopback() || sources.iter().any(|s| !s.is_loopback()) {
+        return Err("bench only talks to loopback addresses (127.0.0.0/8, ::1)".into());
+    }
+    let server_pids = match flags.get("server-pid") {
+        Some(list) => list
+            .split(',')
+            .map(|p| p.trim().parse::<u32>().map_err(|_| format!("--server-pid: {p:?} is not a pid")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let peer = match flags.get("peer").map(String::as_str) {
+        None | Some("sse-progress") => Peer::SseProgress,
+        Some("nchan") => Peer::Nchan,
+        Some(other) => return Err(format!("--peer must be sse-progress or nchan, not {other:?}")),
+    };
+    let plan = Plan {
+        url,
+        streams: num("streams", 1000)?.max(1),
+        updates: num("updates", 20)?.max(1),
+        interval: Duration::from_millis(num("interval-ms", 200)? as u64),
+        sources,
+        in_flight: num("connects-in-flight", 100)?.max(1),
+        server_pids,
+        peer,
+        task: flags.get("task").cloned().unwrap_or_else(|| format!("bench-{}", fastrand::u64(..))),
+        token: flags.get("token").cloned(),
+        threads: num("threads", 1)?.clamp(1, 64),
+    };
+    Ok((plan, flags.contains_key("json")))
+}
+
+/// Runs one measurement.
+pub fn run(plan: &Plan) -> Result<Report, String> {
+    let mut publisher = Client::connect(&plan.url, plan.token.clone(), Duration::from_secs(10))
+        .map_err(|e| format!("cannot connect to {}: {e}", plan.url.authority))?;
+    let subscribe_path = match plan.peer {
+        Peer::SseProgress => {
+            let _ = publisher.request("DELETE", &format!("/api/brand-monitor/tasks/{}", plan.task), None);
+            let body = serde_json::json!({ "taskId": plan.task, "stage": "bench" }).to_string();
+            let reply =
+                publisher.request("POST", "/api/brand-monitor/tasks", Some(&body)).map_err(|e| e.to_string())?;
+            if reply.status != 201 {
+                return Err(format!("creating the task answered {}: {}", reply.status, reply.text()));
+            }
+            format!("{}/api/brand-monitor/progress/{}", plan.url.base, plan.task)
+        }
+        Peer::Nchan => format!("{}/sub/{}", plan.url.base, plan.task),
+    };
+    let target = viewers::Target {
+        addr: plan.url.addr,
+        request: format!(
+            "GET {subscribe_path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            plan.url.authority
+        ),
+    };
+
+    let rss_before = rss_kib(&plan.server_pids);
+    let executor = Arc::new(smol::Executor::new());
+    let connected = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(smol::lock::Semaphore::new(plan.in_flight));
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
+    let threads: Vec<_> = (0..plan.threads)
+        .map(|_| {
+            let executor = Arc::clone(&executor);
+            let done = done_rx.clone();
+            std::thread::spawn(move || smol::block_on(executor.run(done.recv())))
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<smol::Task<viewers::Seen>> = (0..plan.streams)
+        .map(|i| {
+            let (target, gate, connected, stopped) =
+                (target.clone(), Arc::clone(&gate), Arc::clone(&connected), stopped.clone());
+            let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
+            let updates = plan.updates;
+            executor.spawn(async move { viewers::run(&target, source, &gate, &connected, updates, stopped).await })
+        })
+        .collect();
+
+    // Connect phase: until every stream started, or nothing moved for 10 s.
+    let mut last = (0, Instant::now());
+    let connect_seconds = loop {
+        let n = connected.load(Ordering::SeqCst);
+        if n >= plan.streams {
+            break started.elapsed().as_secs_f64();
+        }
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(10) || tasks.iter().all(|t| t.is_finished()) {
+            break started.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let held = connected.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(500)); // let the server settle before reading its memory
+    let rss_held = rss_kib(&plan.server_pids);
+    let cpu_before = cpu_seconds(&plan.server_pids);
+
+    // Publish phase.
+    let mut round_trips = Vec::with_capacity(plan.updates);
+    for index in 0..plan.updates {
+        let tick = Instant::now();
+        let message = viewers::marker(index, viewers::now_micros());
+        let (method, path, body) = match plan.peer {
+            Peer::SseProgress => {
+                let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;
+                let body = serde_json::json!({ "progress": progress, "message": message }).to_string();
+                ("PATCH", format!("/api/brand-monitor/tasks/{}", plan.task), body)
+            }
+            Peer::Nchan => ("POST", format!("/pub?id={}", plan.task), message),
+        };
+        let sent = Instant::now();
+        let reply = publisher.request(method, &path, Some(&body)).map_err(|e| format!("publish: {e}"))?;
+        round_trips.push(sent.elapsed().as_micros() as u64);
+        if reply.status >= 300 {
+            return Err(format!("publish answered {}: {}", reply.status, reply.text()));
+        }
+        if let Some(rest) = plan.interval.checked_sub(tick.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    // Let deliveries finish: until every viewer has all updates, or 5 s after the last publish.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cpu_after = cpu_seconds(&plan.server_pids);
+    drop(stop);
+    let seen: Vec<viewers::Seen> = smol::block_on(async {
+        let mut all = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            all.push(task.await);
+        }
+        all
+    });
+    drop(done_rx);
+    drop(done_tx);
+    for thread in threads {
+        let _ = thread.join();
+    }
+
+    let mut latencies: Vec<u64> = seen.iter().flat_map(|s| s.latencies.iter().map(|&l| u64::from(l))).collect();
+    latencies.sort_unstable();
+    round_trips.sort_unstable();
+    let delivered: usize = seen.iter().map(|s| s.updates).sum();
+    let expected = held * plan.updates;
+    let memory_per_stream_bytes = match (rss_before, rss_held) {
+        (Some(a), Some(b)) if held > 0 => Some(b.saturating_sub(a) as f64 * 1024.0 / held as f64),
+        _ => None,
+    };
+    let cpu_per_event_us = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) if delivered > 0 => Some((b - a) * 1e6 / delivered as f64),
+        _ => None,
+    };
+    let mut errors: Vec<String> = seen.iter().filter_map(|s| s.error.clone()).collect();
+    errors.sort();
+    errors.dedup();
+    errors.truncate(5);
+    Ok(Report {
+        peer: match plan.peer {
+            Peer::SseProgress => "sse-progress".into(),
+            Peer::Nchan => "nchan".into(),
+        },
+        streams: plan.streams,
+        streams_held: held,
+        connect_seconds,
+        memory_per_stream_bytes,
+        server_rss_kib: rss_held,
+        updates: plan.updates,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        latency_p50_us: percentile(&latencies, 0.5),
+        latency_p99_us: percentile(&latencies, 0.99),
+        latency_max_us: latencies.last().copied().unwrap_or(0),
+        publish_p50_us: percentile(&round_trips, 0.5),
+        publish_max_us: round_trips.last().copied().unwrap_or(0),
+        cpu_per_event_us,
+        errors,
+    })
+}
+
+fn print_table(r: &Report) {
+    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a (no --server-pid)".to_owned(), |v| format!("{v:.1} {unit}"));
+    println!("peer                     {}", r.peer);
+    println!("streams held             {} of {}", r.streams_held, r.streams);
+    println!("connect time             {:.3} s", r.connect_seconds);
+    println!("server memory per stream {}", opt(r.memory_per_stream_bytes, "bytes"));
+    println!("server CPU per event     {}", opt(r.cpu_per_event_us, "µs"));
+    println!("delivered                {} of {} (lost {})", r.delivered, r.streams_held * r.updates, r.lost);
+    println!(
+        "delivery latency         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        r.latency_p50_us as f64 / 1000.0,
+        r.latency_p99_us as f64 / 1000.0,
+        r.latency_max_us as f64 / 1000.0
+    );
+    println!(
+        "publish round trip       p50 {:.2} ms, max {:.2} ms",
+        r.publish_p50_us as f64 / 1000.0,
+        r.publish_max_us as f64 / 1000.0
+    );
+    for e in &r.errors {
+        println!("viewer error             {e}");
+    }
+}
