@@ -157,15 +157,14 @@ fn scan(buf: &mut Vec<u8>, seen: &mut Seen, last_index: &mut Option<usize>) {
         let Some(close) = buf[at + OPEN.len()..].iter().position(|&b| b == b'@') else { break };
         let body = &buf[at + OPEN.len()..at + OPEN.len() + close];
         let text = std::str::from_utf8(body).unwrap_or("");
-        if let Some((index, sent)) = text.split_once(':') {
-            if let (Ok(index), Ok(sent)) = (index.parse::<usize>(), sent.parse::<u64>()) {
-                // A snapshot repeats the latest update on (re)connect: count each update once.
-                if *last_index != Some(index) {
-                    *last_index = Some(index);
-                    seen.updates += 1;
-                    seen.latencies.push(now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
-                }
-            }
+        if let Some((index, sent)) = text.split_once(':')
+            && let (Ok(index), Ok(sent)) = (index.parse::<usize>(), sent.parse::<u64>())
+            // A snapshot repeats the latest update on (re)connect: count each update once.
+            && *last_index != Some(index)
+        {
+            *last_index = Some(index);
+            seen.updates += 1;
+            seen.latencies.push(now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
         }
         from = at + OPEN.len() + close + 1;
         consumed = from;
