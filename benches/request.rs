@@ -47,8 +47,8 @@ fn bench_request(c: &mut Criterion) {
         b.iter(|| {
             let (request, len) = parse(black_box(STREAM_GET)).unwrap().unwrap();
             assert_eq!(len, STREAM_GET.len());
-            assert!(matches!(route(&request.path), Some(Route::Progress(_))));
-            assert!(request.method == Method::Get && request.last_event_id.is_some());
+            assert!(matches!(route(request.path()), Some(Route::Progress(_))));
+            assert!(request.method == Method::Get && request.last_event_id().is_some());
             assert!(request.query_param("token").is_some());
             request
         })
@@ -60,7 +60,7 @@ fn bench_request(c: &mut Criterion) {
         b.iter(|| {
             let (request, len) = parse(black_box(PATCH_UPDATE)).unwrap().unwrap();
             assert_eq!(len, head);
-            assert!(matches!(route(&request.path), Some(Route::Task(_))));
+            assert!(matches!(route(request.path()), Some(Route::Task(_))));
             assert!(request.method == Method::Patch && request.body == BodyKind::Length(98));
             request
         })

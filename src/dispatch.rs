@@ -83,7 +83,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
 /// The client's address as the trusted proxy saw it: the last entry of `X-Forwarded-For`
 /// (entries before it were sent by the client and prove nothing).
 fn forwarded_client(request: &Request) -> Option<IpAddr> {
-    request.forwarded_for.as_deref()?.rsplit(',').next()?.trim().parse().ok()
+    request.forwarded_for()?.rsplit(',').next()?.trim().parse().ok()
 }
 
 async fn refuse_rate(shared: &Shared, conn: Conn, wait: std::time::Duration) {
@@ -127,11 +127,11 @@ impl From<bool> for Flow<'_> {
 async fn handle<'a>(shared: &'a Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow<'a> {
     let head_only = request.method == Method::Head;
     let mut body_read = false;
-    let route = route(&request.path);
+    let route = route(request.path());
     // CORS headers go on every answer of the stream route, errors included, so a page on another
     // origin can read why it was refused.
     let cors_headers = match route {
-        Some(Route::Progress(_)) => cors::allow_origin(&shared.config, request.origin.as_deref()),
+        Some(Route::Progress(_)) => cors::allow_origin(&shared.config, request.origin()),
         _ => None,
     };
     let response = match route {
@@ -160,7 +160,7 @@ async fn handle<'a>(shared: &'a Shared, conn: &mut Conn, request: Request, clien
         Some(Route::Metrics) => health::metrics(shared),
         Some(route) => {
             if let Some(token) = &shared.config.publish_token
-                && !bearer_matches(request.authorization.as_deref(), token)
+                && !bearer_matches(request.authorization(), token)
             {
                 let response =
                     Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
@@ -192,7 +192,7 @@ async fn handle<'a>(shared: &'a Shared, conn: &mut Conn, request: Request, clien
     // A body nobody read would be parsed as the next request.
     let keep_alive =
         request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered();
-    debug!(Ns::Http, "{:?} {} {}", request.method, request.path, response.status);
+    debug!(Ns::Http, "{:?} {} {}", request.method, request.path(), response.status);
     let kept = write(shared, conn, &response, head_only, keep_alive).await;
     if !kept && request.body != BodyKind::None && !body_read { Flow::Linger } else { kept.into() }
 }

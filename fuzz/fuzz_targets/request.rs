@@ -38,22 +38,22 @@ fuzz_target!(|data: &[u8]| {
         assert!(len <= rest.len() && len <= MAX_HEAD, "head {len} of {} bytes", rest.len());
         // The head alone is the same request: nothing after it was looked at.
         assert_eq!(parse(&rest[..len]), Ok(Some((request.clone(), len))));
-        assert!(request.path.starts_with('/') && !request.path.contains('?'));
-        if let Some(r) = route(&request.path) {
+        assert!(request.path().starts_with('/') && !request.path().contains('?'));
+        if let Some(r) = route(request.path()) {
             let id = match r {
                 Route::Progress(id) | Route::Task(id) | Route::Complete(id) | Route::Fail(id) => id,
                 Route::Index | Route::Health | Route::Metrics | Route::Tasks => "",
             };
-            assert!(!id.contains('/') && request.path.contains(id));
+            assert!(!id.contains('/') && request.path().contains(id));
             assert!(!r.allow().is_empty());
             let _ = r.allows(request.method);
         }
         let token = request.query_param("token");
-        let pairs = request.query.iter().flat_map(|q| q.split('&')).map(|p| p.split_once('=').unwrap_or((p, "")));
+        let pairs = request.query().iter().flat_map(|q| q.split('&')).map(|p| p.split_once('=').unwrap_or((p, "")));
         let values: Vec<&str> = pairs.filter(|(key, _)| *key == "token").map(|(_, value)| value).collect();
         // Repeated parameters are left unspecified; a single one must decode exactly.
         if values.len() <= 1 {
-            assert_eq!(token, values.first().and_then(|v| decode(v)), "query {:?}", request.query);
+            assert_eq!(token, values.first().and_then(|v| decode(v)), "query {:?}", request.query());
         }
         rest = &rest[len..];
         match request.body {

@@ -46,15 +46,24 @@ pub enum BodyKind {
     Chunked,
 }
 
+/// Headers whose values the routes use; each is kept at most once (the last one given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kept {
+    LastEventId,
+    Authorization,
+    ContentType,
+    Origin,
+    ForwardedFor,
+}
+
 /// A parsed request head.
+///
+/// Everything kept is copied into one string (the target, then the kept header values), so a
+/// request costs one allocation however many headers it has; accessors hand out slices of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     /// The method.
     pub method: Method,
-    /// The path, without the query.
-    pub path: String,
-    /// The query string after `?`, if any.
-    pub query: Option<String>,
     /// True for HTTP/1.1, false for HTTP/1.0.
     pub http11: bool,
     /// Whether the connection may serve another request after this one.
@@ -63,24 +72,19 @@ pub struct Request {
     pub body: BodyKind,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
-    /// `Last-Event-ID`.
-    pub last_event_id: Option<String>,
-    /// `Authorization`.
-    pub authorization: Option<String>,
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `Origin`.
-    pub origin: Option<String>,
-    /// `X-Forwarded-For`.
-    pub forwarded_for: Option<String>,
+    text: String,
+    path_end: usize,
+    target_end: usize,
+    kept: [Option<(usize, usize)>; 5],
 }
 
 /// Parses a request head from the start of `buf`: `Ok(Some((request, head_len)))` when whole,
 /// `Ok(None)` when more bytes are needed.
 pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let len = match parsed.parse(buf) {
+    // Uninitialized header slots: no 2 KiB memset per request for headers that are not there.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match parsed.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Err(HttpError::HeadTooLarge),
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(HttpError::HeadTooLarge),
@@ -101,76 +105,82 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
     if !target.starts_with('/') {
         return Err(HttpError::Malformed("The request target must be a path starting with `/`."));
     }
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path, Some(query.to_owned())),
-        None => (target, None),
-    };
     let http11 = parsed.version == Some(1);
+    let mut text = String::with_capacity(target.len() + 64);
+    text.push_str(target);
     let mut request = Request {
         method,
-        path: path.to_owned(),
-        query,
         http11,
         keep_alive: http11,
         body: BodyKind::None,
         expect_continue: false,
-        last_event_id: None,
-        authorization: None,
-        content_type: None,
-        origin: None,
-        forwarded_for: None,
+        path_end: target.find('?').unwrap_or(target.len()),
+        target_end: target.len(),
+        text,
+        kept: [None; 5],
     };
     let mut length: Option<usize> = None;
     let mut chunked = false;
     for header in parsed.headers.iter() {
-        let name = header.name;
-        let value = std::str::from_utf8(header.value).map(str::trim);
-        let kept = || match value {
-            Ok(v) if v.len() <= MAX_KEPT_VALUE => Ok(Some(v.to_owned())),
-            Ok(_) => Err(HttpError::Malformed("A header value is too long.")),
-            Err(_) => Err(HttpError::Malformed("A header value is not valid UTF-8.")),
-        };
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = value
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .ok_or(HttpError::Malformed("Content-Length is not a number."))?;
-            if length.is_some_and(|old| old != n) {
-                return Err(HttpError::Malformed("Content-Length is given twice with different values."));
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only `chunked` alone is understood; anything else cannot be delimited safely.
-            if !value.is_ok_and(|v| v.eq_ignore_ascii_case("chunked")) || chunked {
-                return Err(HttpError::Malformed("Only `Transfer-Encoding: chunked` is supported."));
-            }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case("connection") {
-            let value = value.unwrap_or("");
-            for token in value.split(',').map(str::trim) {
-                if token.eq_ignore_ascii_case("close") {
-                    request.keep_alive = false;
-                } else if token.eq_ignore_ascii_case("keep-alive") && !http11 {
-                    request.keep_alive = true;
+        let name = header.name.as_bytes();
+        // Dispatch on the length first: most headers (User-Agent, Accept, ...) are skipped
+        // after one comparison.
+        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
+        let kept = match name.len() {
+            6 if is("origin") => Some(Kept::Origin),
+            6 if is("expect") => {
+                if !header.value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HttpError::ExpectationFailed);
                 }
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if value.is_ok_and(|v| v.eq_ignore_ascii_case("100-continue")) {
                 request.expect_continue = true;
-            } else {
-                return Err(HttpError::ExpectationFailed);
+                None
             }
-        } else if name.eq_ignore_ascii_case("last-event-id") {
-            request.last_event_id = kept()?;
-        } else if name.eq_ignore_ascii_case("authorization") {
-            request.authorization = kept()?;
-        } else if name.eq_ignore_ascii_case("content-type") {
-            request.content_type = kept()?;
-        } else if name.eq_ignore_ascii_case("origin") {
-            request.origin = kept()?;
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            request.forwarded_for = kept()?;
+            10 if is("connection") => {
+                for token in header.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        request.keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                        request.keep_alive = true;
+                    }
+                }
+                None
+            }
+            12 if is("content-type") => Some(Kept::ContentType),
+            13 if is("last-event-id") => Some(Kept::LastEventId),
+            13 if is("authorization") => Some(Kept::Authorization),
+            14 if is("content-length") => {
+                let value = header.value.trim_ascii();
+                let n = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .ok_or(HttpError::Malformed("Content-Length is not a number."))?;
+                if length.is_some_and(|old| old != n) {
+                    return Err(HttpError::Malformed("Content-Length is given twice with different values."));
+                }
+                length = Some(n);
+                None
+            }
+            15 if is("x-forwarded-for") => Some(Kept::ForwardedFor),
+            17 if is("transfer-encoding") => {
+                // Only `chunked` alone is understood; anything else cannot be delimited safely.
+                if !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") || chunked {
+                    return Err(HttpError::Malformed("Only `Transfer-Encoding: chunked` is supported."));
+                }
+                chunked = true;
+                None
+            }
+            _ => None,
+        };
+        if let Some(which) = kept {
+            let value = std::str::from_utf8(header.value.trim_ascii())
+                .map_err(|_| HttpError::Malformed("A header value is not valid UTF-8."))?;
+            if value.len() > MAX_KEPT_VALUE {
+                return Err(HttpError::Malformed("A header value is too long."));
+            }
+            let start = request.text.len();
+            request.text.push_str(value);
+            request.kept[which as usize] = Some((start, request.text.len()));
         }
     }
     request.body = match (length, chunked) {
@@ -186,9 +196,48 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
 }
 
 impl Request {
+    fn kept(&self, which: Kept) -> Option<&str> {
+        self.kept[which as usize].map(|(start, end)| &self.text[start..end])
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        &self.text[..self.path_end]
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        (self.path_end < self.target_end).then(|| &self.text[self.path_end + 1..self.target_end])
+    }
+
+    /// `Last-Event-ID`.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.kept(Kept::LastEventId)
+    }
+
+    /// `Authorization`.
+    pub fn authorization(&self) -> Option<&str> {
+        self.kept(Kept::Authorization)
+    }
+
+    /// `Content-Type`.
+    pub fn content_type(&self) -> Option<&str> {
+        self.kept(Kept::ContentType)
+    }
+
+    /// `Origin`.
+    pub fn origin(&self) -> Option<&str> {
+        self.kept(Kept::Origin)
+    }
+
+    /// `X-Forwarded-For`.
+    pub fn forwarded_for(&self) -> Option<&str> {
+        self.kept(Kept::ForwardedFor)
+    }
+
     /// The value of query parameter `name`, percent-decoded; `None` if absent or not UTF-8.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
+        let query = self.query()?;
         query.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             (key == name).then(|| percent_decode(value)).flatten()
@@ -285,14 +334,16 @@ mod tests {
         let (request, len) = head(text).unwrap().unwrap();
         assert_eq!(len, text.len() - 4);
         assert_eq!(request.method, Method::Patch);
-        assert_eq!(request.path, "/a/b");
+        assert_eq!(request.path(), "/a/b");
+        assert_eq!(request.query(), Some("token=x%2By&z"));
         assert_eq!(request.query_param("token").as_deref(), Some("x+y"));
         assert_eq!(percent_decode("%+1"), None, "a sign is not a hex digit");
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(percent_decode("a%20b+c").as_deref(), Some("a b c"));
         assert_eq!(request.body, BodyKind::Chunked);
         assert!(request.expect_continue && !request.keep_alive);
-        assert_eq!(request.last_event_id.as_deref(), Some("7"));
+        assert_eq!(request.last_event_id(), Some("7"));
+        assert_eq!(request.origin(), None);
         let (old, _) = head("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!old.http11 && !old.keep_alive);
     }

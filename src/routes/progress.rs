@@ -52,8 +52,7 @@ pub fn start<'a>(
     drop(topic);
     // The client has this exact event when its Last-Event-ID is the id we sent, spelled as we
     // spell it; anything else (`+2`, `02`, garbage) gets the snapshot.
-    let up_to_date = snapshot.event_id != 0
-        && request.last_event_id.as_deref().map(str::trim) == Some(snapshot.event_id.to_string().as_str());
+    let up_to_date = snapshot.event_id != 0 && request.last_event_id() == Some(snapshot.event_id.to_string().as_str());
     if up_to_date && snapshot.ends_stream() {
         // The client has seen the terminal event: 204 tells EventSource to stop reconnecting.
         return Err(Response::empty(204));

@@ -18,7 +18,7 @@ pub fn parse_body(request: &Request, body: &[u8]) -> Result<Value, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(serde_json::Map::new()));
     }
-    let json_type = request.content_type.as_deref().is_none_or(|t| {
+    let json_type = request.content_type().is_none_or(|t| {
         let essence = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
     });

@@ -70,7 +70,7 @@ pub fn encode_event(out: &mut Vec<u8>, event: Option<&str>, id: Option<&str>, da
 /// Appends `retry: ms`, which sets the client's reconnect delay.
 pub fn encode_retry(out: &mut Vec<u8>, ms: u64) {
     out.extend_from_slice(b"retry: ");
-    out.extend_from_slice(ms.to_string().as_bytes());
+    push_decimal(out, ms);
     out.extend_from_slice(b"\n\n");
 }
 
@@ -81,6 +81,21 @@ pub fn encode_comment(out: &mut Vec<u8>, text: &str) {
         out.extend_from_slice(line.as_bytes());
         out.push(b'\n');
     }
+}
+
+/// Appends `n` in decimal without a temporary string.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -148,21 +163,39 @@ impl Frame {
         Frame::build(FrameKind::Closing, 0, "error", None, &json)
     }
 
+    /// `json` must be one line, as serde_json's compact output always is (it escapes CR and LF
+    /// inside strings and writes no whitespace), so the data needs no splitting and the frame is
+    /// written straight, with no scan of the JSON: this runs once per change on the hot path.
     fn build(kind: FrameKind, event_id: u64, event: &str, id: Option<u64>, json: &str) -> Frame {
         debug_assert!(!json.contains(['\r', '\n']), "compact JSON is one line");
-        let mut out = Vec::with_capacity(CHUNK_PREFIX + json.len() + 48);
+        debug_assert!(!event.contains(['\r', '\n']), "our event names are one line");
+        let mut out = Vec::with_capacity(CHUNK_PREFIX + event.len() + json.len() + 40);
         out.resize(CHUNK_PREFIX, 0);
-        let id = id.map(|id| id.to_string());
-        encode_event(&mut out, Some(event), id.as_deref(), json).expect("our event names and ids are one line");
+        push_field(&mut out, "event", event);
+        if let Some(id) = id {
+            out.extend_from_slice(b"id: ");
+            push_decimal(&mut out, id);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"data: ");
+        let data = out.len()..out.len() + json.len();
+        out.extend_from_slice(json.as_bytes());
+        out.extend_from_slice(b"\n\n");
         let event_range = CHUNK_PREFIX..out.len();
-        // The data line is `data: <json>\n` right before the final blank line.
-        let data_end = out.len() - 2;
-        let data = data_end - json.len()..data_end;
         out.extend_from_slice(b"\r\n");
-        let head = format!("{:x}\r\n", event_range.len());
-        let chunk_start = CHUNK_PREFIX - head.len();
-        out[chunk_start..CHUNK_PREFIX].copy_from_slice(head.as_bytes());
-        Frame { chunk: chunk_start..out.len(), event: event_range, data, bytes: out.into_boxed_slice(), kind, event_id }
+        // The chunk-size line, right-aligned in the space kept in front.
+        let mut size = event_range.len();
+        let mut at = CHUNK_PREFIX - 2;
+        out[at..CHUNK_PREFIX].copy_from_slice(b"\r\n");
+        loop {
+            at -= 1;
+            out[at] = b"0123456789abcdef"[size & 15];
+            size >>= 4;
+            if size == 0 {
+                break;
+            }
+        }
+        Frame { chunk: at..out.len(), event: event_range, data, bytes: out.into_boxed_slice(), kind, event_id }
     }
 
     /// The event as one HTTP/1.1 chunk.
@@ -217,6 +250,21 @@ mod tests {
         assert_eq!(encoded(Some("a\nb"), None, ""), Err(FieldError { field: "event" }));
         assert_eq!(encoded(None, Some("1\r"), ""), Err(FieldError { field: "id" }));
         assert_eq!(encoded(None, Some("1\0"), ""), Err(FieldError { field: "id" }));
+    }
+
+    #[test]
+    fn decimals_and_chunk_sizes_are_written_by_hand_correctly() {
+        for n in [0u64, 7, 10, 99, 1000, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for len in [0usize, 1, 15, 16, 255, 4096, 70_000] {
+            let json = format!("\"{}\"", "x".repeat(len));
+            let frame = Frame::progress(1, &json, false);
+            let want = format!("{:x}\r\n", frame.plain().len());
+            assert!(frame.chunked().starts_with(want.as_bytes()), "{len}");
+        }
     }
 
     #[test]
