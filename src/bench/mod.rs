@@ -41,6 +41,8 @@ Options:
   --task ID                 the task to watch [default: bench-<random>]
   --token TOKEN             publish token (sse-progress)
   --threads N               the tool's own threads [default: 1]
+  --producers N             publish over N keep-alive connections as fast as they go (ignores
+                            --interval-ms); reports updates per second [default: 1, paced]
   --json                    print one JSON line instead of the table
 ";
 
@@ -57,6 +59,7 @@ const FLAGS: &[Flag] = &[
     Flag { name: "token", value: Some("TOKEN"), help: "", repeatable: false },
     Flag { name: "threads", value: Some("N"), help: "", repeatable: false },
     Flag { name: "json", value: None, help: "", repeatable: false },
+    Flag { name: "producers", value: Some("N"), help: "", repeatable: false },
 ];
 
 /// The server's protocol.
@@ -93,6 +96,8 @@ pub struct Plan {
     pub token: Option<String>,
     /// The tool's threads.
     pub threads: usize,
+    /// Keep-alive producer connections; more than 1 publishes as fast as they go.
+    pub producers: usize,
 }
 
 /// The measured figures.
@@ -127,6 +132,8 @@ pub struct Report {
     pub publish_p50_us: u64,
     /// Publish round trip, µs.
     pub publish_max_us: u64,
+    /// Updates published per second over the publish phase.
+    pub publish_rate_per_sec: f64,
     /// Server CPU per delivered event, µs (when the server's pid is known).
     pub cpu_per_event_us: Option<f64>,
     /// The first few viewer errors.
@@ -201,6 +208,7 @@ fn parse(args: &[String]) -> Result<(Plan, bool), String> {
         task: flags.get("task").cloned().unwrap_or_else(|| format!("bench-{}", fastrand::u64(..))),
         token: flags.get("token").cloned(),
         threads: num("threads", 1)?.clamp(1, 64),
+        producers: num("producers", 1)?.clamp(1, 256),
     };
     Ok((plan, flags.contains_key("json")))
 }
@@ -273,29 +281,28 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     let rss_held = rss_kib(&plan.server_pids);
     let cpu_before = cpu_seconds(&plan.server_pids);
 
-    // Publish phase.
-    let mut round_trips = Vec::with_capacity(plan.updates);
-    for index in 0..plan.updates {
-        let tick = Instant::now();
-        let message = viewers::marker(index, viewers::now_micros());
-        let (method, path, body) = match plan.peer {
-            Peer::SseProgress => {
-                let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;
-                let body = serde_json::json!({ "progress": progress, "message": message }).to_string();
-                ("PATCH", format!("/api/brand-monitor/tasks/{}", plan.task), body)
-            }
-            Peer::Nchan => ("POST", format!("/pub?id={}", plan.task), message),
-        };
-        let sent = Instant::now();
-        let reply = publisher.request(method, &path, Some(&body)).map_err(|e| format!("publish: {e}"))?;
-        round_trips.push(sent.elapsed().as_micros() as u64);
-        if reply.status >= 300 {
-            return Err(format!("publish answered {}: {}", reply.status, reply.text()));
+    // Publish phase: paced by one producer, or as fast as `producers` keep-alive connections go.
+    let publish_started = Instant::now();
+    let mut round_trips = if plan.producers <= 1 {
+        publish_range(&mut publisher, plan, 0..plan.updates, plan.interval)?
+    } else {
+        let chunks: Vec<_> = (0..plan.producers)
+            .map(|p| {
+                let (plan, range) = (plan.clone(), (p..plan.updates).step_by(plan.producers));
+                std::thread::spawn(move || -> Result<Vec<u64>, String> {
+                    let mut client = Client::connect(&plan.url, plan.token.clone(), Duration::from_secs(10))
+                        .map_err(|e| format!("producer: {e}"))?;
+                    publish_range(&mut client, &plan, range, Duration::ZERO)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(plan.updates);
+        for chunk in chunks {
+            all.extend(chunk.join().map_err(|_| "a producer thread panicked".to_owned())??);
         }
-        if let Some(rest) = plan.interval.checked_sub(tick.elapsed()) {
-            std::thread::sleep(rest);
-        }
-    }
+        all
+    };
+    let publish_seconds = publish_started.elapsed().as_secs_f64();
     // Let deliveries finish: until every viewer has all updates, or 5 s after the last publish.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
@@ -351,9 +358,42 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         latency_max_us: latencies.last().copied().unwrap_or(0),
         publish_p50_us: percentile(&round_trips, 0.5),
         publish_max_us: round_trips.last().copied().unwrap_or(0),
+        publish_rate_per_sec: plan.updates as f64 / publish_seconds.max(1e-9),
         cpu_per_event_us,
         errors,
     })
+}
+
+/// Publishes the updates of `indexes`, `interval` apart; returns each round trip in µs.
+fn publish_range(
+    client: &mut Client,
+    plan: &Plan,
+    indexes: impl Iterator<Item = usize>,
+    interval: Duration,
+) -> Result<Vec<u64>, String> {
+    let mut round_trips = Vec::new();
+    for index in indexes {
+        let tick = Instant::now();
+        let message = viewers::marker(index, viewers::now_micros());
+        let (method, path, body) = match plan.peer {
+            Peer::SseProgress => {
+                let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;
+                let body = serde_json::json!({ "progress": progress, "message": message }).to_string();
+                ("PATCH", format!("/api/brand-monitor/tasks/{}", plan.task), body)
+            }
+            Peer::Nchan => ("POST", format!("/pub?id={}", plan.task), message),
+        };
+        let sent = Instant::now();
+        let reply = client.request(method, &path, Some(&body)).map_err(|e| format!("publish: {e}"))?;
+        round_trips.push(sent.elapsed().as_micros() as u64);
+        if reply.status >= 300 {
+            return Err(format!("publish answered {}: {}", reply.status, reply.text()));
+        }
+        if let Some(rest) = interval.checked_sub(tick.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok(round_trips)
 }
 
 fn print_table(r: &Report) {
@@ -371,9 +411,10 @@ fn print_table(r: &Report) {
         r.latency_max_us as f64 / 1000.0
     );
     println!(
-        "publish round trip       p50 {:.2} ms, max {:.2} ms",
+        "publish round trip       p50 {:.2} ms, max {:.2} ms ({:.0} updates/s)",
         r.publish_p50_us as f64 / 1000.0,
-        r.publish_max_us as f64 / 1000.0
+        r.publish_max_us as f64 / 1000.0,
+        r.publish_rate_per_sec
     );
     for e in &r.errors {
         println!("viewer error             {e}");

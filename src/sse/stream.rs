@@ -9,12 +9,14 @@
 //! for it) and arms one deadline: a viewer still stuck after `unhealthy_after` gets
 //! `event: error` `too_slow` if the socket takes it, and is closed.
 
-use std::io::{ErrorKind, Write as _};
+use std::io::{self, ErrorKind, IoSlice, Write as _};
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
+use async_io::Async;
 use smol::future;
 
 use super::encoder::{self, Frame};
@@ -65,6 +67,10 @@ pub struct Start {
 /// Streams to the client until the task ends or the connection does.
 pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamGuard<'_>) -> End {
     conn.release_buffer();
+    // A fixed send buffer turns off the kernel's autotuning for this socket: a client that never
+    // reads then costs at most this much kernel memory, and its writes block soon enough to be
+    // noticed as stuck instead of vanishing into a buffer that grows to megabytes.
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(conn.stream().get_ref(), STREAM_SEND_BUFFER);
     let chunked = start.chunked;
     let mut viewer = start.viewer;
     let writer = Writer { shared, conn, guard, chunked };
@@ -87,9 +93,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
     let mut last_write = Instant::now();
     let mut beat = shared.timers.sleep_until(last_write + quiet_limit);
     let socket = writer.conn.stream();
+    // One registration for the stream's life, not one per event: the shutdown signal's waker
+    // list is shared by every connection.
+    let mut shutdown = std::pin::pin!(shared.shutdown.wait());
     loop {
-        let shutdown = shared.shutdown.wait();
-        let mut shutdown = std::pin::pin!(shutdown);
         let wake = future::poll_fn(|cx| {
             if let Poll::Ready(frame) = viewer.poll_next(cx) {
                 return Poll::Ready(Wake::Frame(frame));
@@ -109,11 +116,23 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
         .await;
         match wake {
             Wake::Frame(frame) => {
-                let bytes = if chunked { frame.chunked() } else { frame.plain() };
-                if !writer.send(bytes, &mut viewer).await {
-                    return End::Closed;
-                }
-                if frame.ends_stream() {
+                let ends = match write_batch(socket, &mut viewer, frame, chunked) {
+                    Ok(Batch { ends, rest: None }) => {
+                        guard.wrote();
+                        ends
+                    }
+                    Ok(Batch { ends, rest: Some(rest) }) => {
+                        if !Box::pin(writer.send_blocked(&rest, 0, &mut viewer)).await {
+                            return End::Closed;
+                        }
+                        ends
+                    }
+                    Err(e) => {
+                        writer.failed(&e);
+                        return End::Closed;
+                    }
+                };
+                if ends {
                     return writer.finish().await;
                 }
                 last_write = Instant::now();
@@ -169,6 +188,80 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
             }
         }
     }
+}
+
+/// Send buffer of a stream socket (the kernel doubles it for its bookkeeping).
+pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
+
+/// Most frames gathered into one write: a viewer that is behind catches up with one syscall.
+const BATCH: usize = 16;
+
+/// What `write_batch` did.
+struct Batch {
+    /// The last frame written ends the stream.
+    ends: bool,
+    /// What the socket did not take at once (copied, for the blocked path).
+    rest: Option<Vec<u8>>,
+}
+
+/// Writes `first` and every frame ready after it (up to [`BATCH`], stopping after a frame that
+/// ends the stream) in one vectored write, without waiting. Synchronous on purpose: the gathered
+/// frames never sit in the stream's future while it idles.
+fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>, chunked: bool) -> io::Result<Batch> {
+    let mut frames: [Option<Arc<Frame>>; BATCH] = Default::default();
+    let mut ends = first.ends_stream();
+    frames[0] = Some(first);
+    let mut n = 1;
+    while !ends && n < BATCH {
+        let Some(frame) = viewer.try_next() else { break };
+        ends = frame.ends_stream();
+        frames[n] = Some(frame);
+        n += 1;
+    }
+    fn bytes(f: &Option<Arc<Frame>>, chunked: bool) -> &[u8] {
+        let f = f.as_deref().expect("filled above");
+        if chunked { f.chunked() } else { f.plain() }
+    }
+    let total: usize = frames[..n].iter().map(|f| bytes(f, chunked).len()).sum();
+    let mut written = 0;
+    while written < total {
+        // The slices still to write, from `written` on.
+        let mut skip = written;
+        let mut slices: [IoSlice<'_>; BATCH] = [IoSlice::new(&[]); BATCH];
+        let mut count = 0;
+        for frame in &frames[..n] {
+            let b = bytes(frame, chunked);
+            if skip >= b.len() {
+                skip -= b.len();
+                continue;
+            }
+            slices[count] = IoSlice::new(&b[skip..]);
+            skip = 0;
+            count += 1;
+        }
+        match (&mut socket.get_ref()).write_vectored(&slices[..count]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(k) => written += k,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if written == total {
+        return Ok(Batch { ends, rest: None });
+    }
+    let mut rest = Vec::with_capacity(total - written);
+    let mut skip = written;
+    for frame in &frames[..n] {
+        let b = bytes(frame, chunked);
+        if skip >= b.len() {
+            skip -= b.len();
+        } else {
+            rest.extend_from_slice(&b[skip..]);
+            skip = 0;
+        }
+    }
+    Ok(Batch { ends, rest: Some(rest) })
 }
 
 /// Writes for one stream, keeping its health record.

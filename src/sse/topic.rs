@@ -136,44 +136,22 @@ impl Viewer {
     /// The next frame for this viewer, or `Pending` (with the waker registered) when there is none.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Arc<Frame>> {
         let mut guard = self.topic.lock();
-        let inner = &mut *guard;
-        let Some(slot) = inner.viewers.get_mut(self.key) else { return Poll::Pending };
-        if inner.seq == self.cursor {
+        if let Some(frame) = take(self.key, &mut self.cursor, &mut guard) {
+            return Poll::Ready(frame);
+        }
+        if let Some(slot) = guard.viewers.get_mut(self.key) {
             match &slot.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => slot.waker = Some(cx.waker().clone()),
             }
-            return Poll::Pending;
         }
-        let was_attached = slot.attached;
-        slot.attached = true;
-        let first = inner.first_seq();
-        let behind = inner.seq - self.cursor;
-        let in_order = self.cursor + 1 >= first && (was_attached || behind <= BEHIND_BOUND);
-        if !was_attached {
-            // Back from a stuck write: frames wait for this viewer again.
-            inner.attached += 1;
-            if in_order {
-                let skip = (self.cursor + 1 - first) as usize;
-                inner.frames.iter_mut().skip(skip).for_each(|(_, pending)| *pending += 1);
-            } else {
-                self.cursor = inner.seq - 1;
-                inner.frames.back_mut().expect("never empty").1 += 1;
-            }
-        } else if !in_order {
-            // Frames were dropped past MAX_KEPT: give up the rest of the claim, take the newest.
-            let cursor = self.cursor;
-            inner.release_after(cursor);
-            self.cursor = inner.seq - 1;
-            inner.frames.back_mut().expect("never empty").1 += 1;
-        }
-        self.cursor += 1;
-        let index = (self.cursor - inner.first_seq()) as usize;
-        let (frame, pending) = &mut inner.frames[index];
-        *pending = pending.saturating_sub(1);
-        let frame = Arc::clone(frame);
-        inner.trim();
-        Poll::Ready(frame)
+        Poll::Pending
+    }
+
+    /// The next frame if one is ready, without waiting: to gather several frames into one write.
+    pub fn try_next(&mut self) -> Option<Arc<Frame>> {
+        let mut guard = self.topic.lock();
+        take(self.key, &mut self.cursor, &mut guard)
     }
 
     /// The next frame, waiting for a publish if there is none.
@@ -192,6 +170,42 @@ impl Viewer {
         inner.attached -= 1;
         inner.release_after(self.cursor);
     }
+}
+
+/// Takes the frame after `cursor` for the viewer `key` (see the module docs for which one).
+fn take(key: Key, cursor: &mut u64, inner: &mut Inner) -> Option<Arc<Frame>> {
+    let slot = inner.viewers.get_mut(key)?;
+    if inner.seq == *cursor {
+        return None;
+    }
+    let was_attached = slot.attached;
+    slot.attached = true;
+    let first = inner.first_seq();
+    let behind = inner.seq - *cursor;
+    let in_order = *cursor + 1 >= first && (was_attached || behind <= BEHIND_BOUND);
+    if !was_attached {
+        // Back from a stuck write: frames wait for this viewer again.
+        inner.attached += 1;
+        if in_order {
+            let skip = (*cursor + 1 - first) as usize;
+            inner.frames.iter_mut().skip(skip).for_each(|(_, pending)| *pending += 1);
+        } else {
+            *cursor = inner.seq - 1;
+            inner.frames.back_mut().expect("never empty").1 += 1;
+        }
+    } else if !in_order {
+        // Frames were dropped past MAX_KEPT: give up the rest of the claim, take the newest.
+        inner.release_after(*cursor);
+        *cursor = inner.seq - 1;
+        inner.frames.back_mut().expect("never empty").1 += 1;
+    }
+    *cursor += 1;
+    let index = (*cursor - inner.first_seq()) as usize;
+    let (frame, pending) = &mut inner.frames[index];
+    *pending = pending.saturating_sub(1);
+    let frame = Arc::clone(frame);
+    inner.trim();
+    Some(frame)
 }
 
 impl Drop for Viewer {
