@@ -49,7 +49,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = r.allows(request.method);
         }
         let token = request.query_param("token");
-        let pairs = request.query().iter().flat_map(|q| q.split('&')).map(|p| p.split_once('=').unwrap_or((p, "")));
+        let query = request.query();
+        let pairs = query.iter().flat_map(|q| q.split('&')).map(|p| p.split_once('=').unwrap_or((p, "")));
         let values: Vec<&str> = pairs.filter(|(key, _)| *key == "token").map(|(_, value)| value).collect();
         // Repeated parameters are left unspecified; a single one must decode exactly.
         if values.len() <= 1 {
