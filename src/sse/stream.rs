@@ -194,7 +194,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
 pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
 
 /// Most frames gathered into one write: a viewer that is behind catches up with one syscall.
-const BATCH: usize = 16;
+const BATCH: usize = 64;
 
 /// What `write_batch` did.
 struct Batch {
@@ -208,7 +208,7 @@ struct Batch {
 /// ends the stream) in one vectored write, without waiting. Synchronous on purpose: the gathered
 /// frames never sit in the stream's future while it idles.
 fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>, chunked: bool) -> io::Result<Batch> {
-    let mut frames: [Option<Arc<Frame>>; BATCH] = Default::default();
+    let mut frames: [Option<Arc<Frame>>; BATCH] = [const { None }; BATCH];
     let mut ends = first.ends_stream();
     frames[0] = Some(first);
     let mut n = 1;
