@@ -101,7 +101,7 @@ impl Connections {
 
     /// Registers a new stream of `client`, counted until the guard is dropped; `None` when the
     /// client has its maximum of open streams.
-    pub fn open(&self, client: IpAddr) -> Option<StreamGuard<'_>> {
+    pub fn open(self: &Arc<Self>, client: IpAddr) -> Option<StreamGuard> {
         let now = self.now_ms();
         let stats = Arc::new(ConnStats {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -119,7 +119,7 @@ impl Connections {
         let key = open.streams.insert(Arc::clone(&stats));
         drop(open);
         self.total.fetch_add(1, Ordering::Relaxed);
-        Some(StreamGuard { connections: self, key, client, stats })
+        Some(StreamGuard { connections: Arc::clone(self), key, client, stats })
     }
 
     /// Health of one connection at `now`.
@@ -181,14 +181,14 @@ impl Connections {
 
 /// A registered stream; records activity and unregisters on drop.
 #[derive(Debug)]
-pub struct StreamGuard<'a> {
-    connections: &'a Connections,
+pub struct StreamGuard {
+    connections: Arc<Connections>,
     key: Key,
     client: IpAddr,
     stats: Arc<ConnStats>,
 }
 
-impl StreamGuard<'_> {
+impl StreamGuard {
     /// The connection id.
     pub fn id(&self) -> u64 {
         self.stats.id
@@ -219,9 +219,9 @@ impl StreamGuard<'_> {
     }
 }
 
-impl Drop for StreamGuard<'_> {
+impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let c = self.connections;
+        let c = &self.connections;
         let mut open = c.lock();
         open.streams.remove(self.key);
         if let Some(count) = open.per_client.get_mut(&self.client) {
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn health_follows_the_write_record() {
-        let c = Connections::new(Duration::from_millis(30), Duration::from_millis(120), 0);
+        let c = Arc::new(Connections::new(Duration::from_millis(30), Duration::from_millis(120), 0));
         let guard = c.open(LOCAL).unwrap();
         let stats = Arc::clone(&guard.stats);
         assert_eq!(c.health_of(&stats, 10), Health::Healthy);
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn streams_are_capped_per_client_address() {
-        let c = Connections::new(Duration::from_secs(30), Duration::from_secs(120), 2);
+        let c = Arc::new(Connections::new(Duration::from_secs(30), Duration::from_secs(120), 2));
         let (a, b) = (c.open(LOCAL).unwrap(), c.open(LOCAL).unwrap());
         assert!(c.open(LOCAL).is_none());
         assert!(c.open("127.0.0.2".parse().unwrap()).is_some(), "other addresses have their own cap");

@@ -4,7 +4,9 @@
 //! the next head is parsed from the buffer. A request whose body is not read (an early error)
 //! ends the connection after its answer, since the unread body would be taken for a next request.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,63 +22,95 @@ use crate::http::response::Response;
 use crate::http::router::{Route, route};
 use crate::log::Ns;
 use crate::routes::{cors, health, index, progress, tasks};
-use crate::server::Shared;
+use crate::server::{OpenGuard, Shared};
 use crate::sse::stream::{self, End, Start};
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr) {
-    let mut conn = Conn::new(stream);
-    let config = &shared.config;
-    let behind_proxy = config.trust_proxy == Some(peer.ip());
+/// Serves one accepted connection until it closes (or until it becomes a stream, which moves to
+/// the fan-out executor with the connection).
+pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr, open: OpenGuard) {
+    let conn = Conn::new(stream);
+    let behind_proxy = shared.config.trust_proxy == Some(peer.ip());
     if !behind_proxy && let Err(wait) = shared.connect_rate.admit_connection(peer.ip(), Instant::now()) {
         Box::pin(refuse_rate(&shared, conn, wait)).await;
         return;
     }
-    // The first request must arrive within the header timeout of the accept; later ones may
-    // wait for the idle timeout before their first byte.
-    let mut idle_deadline = Instant::now() + config.header_timeout;
-    let mut first = true;
-    loop {
-        // Boxed, like every rare or request-sized wait here: an idle stream's memory is mostly this
-        // function's future, which would otherwise be as large as its largest wait.
-        let head = conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout);
-        let request = match Box::pin(head).await {
-            Ok(Some(request)) => request,
-            Ok(None) if first && !shared.shutdown.is_triggered() => {
-                Box::pin(answer_error(&shared, conn, HttpError::Timeout)).await;
+    serve_requests(shared, conn, peer, open, true).await;
+}
+
+/// The request loop. The first request must arrive within the header timeout of the accept;
+/// later ones may wait for the idle timeout before their first byte.
+///
+/// Boxed with its type spelled out: a stream that finishes cleanly comes back here from the
+/// fan-out executor, and that cycle needs a named `Send` future.
+fn serve_requests(
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    peer: SocketAddr,
+    open: OpenGuard,
+    mut first: bool,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let config = &shared.config;
+        let behind_proxy = config.trust_proxy == Some(peer.ip());
+        let mut idle_deadline = Instant::now() + if first { config.header_timeout } else { config.idle_timeout };
+        loop {
+            // Boxed, like every rare or request-sized wait here: an idle stream's memory is mostly this
+            // function's future, which would otherwise be as large as its largest wait.
+            let head = conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout);
+            let request = match Box::pin(head).await {
+                Ok(Some(request)) => request,
+                Ok(None) if first && !shared.shutdown.is_triggered() => {
+                    Box::pin(answer_error(&shared, conn, HttpError::Timeout)).await;
+                    return;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    debug!(Ns::Http, "{peer} bad request: {e:?}");
+                    Box::pin(answer_error(&shared, conn, e)).await;
+                    return;
+                }
+            };
+            let client = if behind_proxy { forwarded_client(&request).unwrap_or(peer.ip()) } else { peer.ip() };
+            if behind_proxy
+                && first
+                && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now())
+            {
+                Box::pin(refuse_rate(&shared, conn, wait)).await;
                 return;
             }
-            Ok(None) => return,
-            Err(e) => {
-                debug!(Ns::Http, "{peer} bad request: {e:?}");
-                Box::pin(answer_error(&shared, conn, e)).await;
-                return;
-            }
-        };
-        let client = if behind_proxy { forwarded_client(&request).unwrap_or(peer.ip()) } else { peer.ip() };
-        if behind_proxy
-            && first
-            && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now())
-        {
-            Box::pin(refuse_rate(&shared, conn, wait)).await;
-            return;
-        }
-        first = false;
-        // The request is handled (and dropped) in a boxed future of its own; only a stream runs
-        // here, so an idle stream holds neither the request nor the request-sized futures.
-        match Box::pin(handle(&shared, &mut conn, request, client)).await {
-            Flow::Next if !shared.shutdown.is_triggered() => {}
-            Flow::Next | Flow::Close => return,
-            Flow::Linger => return Box::pin(conn.linger_close(&shared.timers, Instant::now() + LINGER)).await,
-            Flow::Stream(start, guard) => {
-                let keep_alive = start.keep_alive;
-                match stream::run(&shared, &mut conn, start, &guard).await {
-                    End::Finished if keep_alive && !shared.shutdown.is_triggered() => {}
-                    _ => return,
+            first = false;
+            // The request is handled (and dropped) in a boxed future of its own; only a stream runs
+            // here, so an idle stream holds neither the request nor the request-sized futures.
+            match Box::pin(handle(&shared, &mut conn, request, client)).await {
+                Flow::Next if !shared.shutdown.is_triggered() => {}
+                Flow::Next | Flow::Close => return,
+                Flow::Linger => return Box::pin(conn.linger_close(&shared.timers, Instant::now() + LINGER)).await,
+                Flow::Stream(start, guard) => {
+                    let task = run_stream(Arc::clone(&shared), conn, start, guard, peer, open);
+                    shared.fanout.spawn(crate::server::guarded(peer, task)).detach();
+                    return;
                 }
             }
+            idle_deadline = Instant::now() + config.idle_timeout;
         }
-        idle_deadline = Instant::now() + config.idle_timeout;
+    })
+}
+
+/// A stream on the fan-out executor; if it finishes cleanly on a kept-alive connection, the
+/// connection goes on serving requests there.
+async fn run_stream(
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    start: Start,
+    guard: StreamGuard,
+    peer: SocketAddr,
+    open: OpenGuard,
+) {
+    let keep_alive = start.keep_alive;
+    let end = stream::run(&shared, &mut conn, start, &guard).await;
+    drop(guard);
+    if end == End::Finished && keep_alive && !shared.shutdown.is_triggered() {
+        serve_requests(shared, conn, peer, open, false).await;
     }
 }
 
@@ -106,9 +140,9 @@ async fn answer_error(shared: &Shared, conn: Conn, e: HttpError) {
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the connection does after a request.
-enum Flow<'a> {
+enum Flow {
     /// Run this stream.
-    Stream(Start, StreamGuard<'a>),
+    Stream(Start, StreamGuard),
     /// Read the next request.
     Next,
     /// Close now.
@@ -117,14 +151,14 @@ enum Flow<'a> {
     Linger,
 }
 
-impl From<bool> for Flow<'_> {
+impl From<bool> for Flow {
     fn from(keep_alive: bool) -> Self {
         if keep_alive { Flow::Next } else { Flow::Close }
     }
 }
 
 /// Handles one request and says what the connection does next.
-async fn handle<'a>(shared: &'a Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow<'a> {
+async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow {
     let head_only = request.method == Method::Head;
     let mut body_read = false;
     let route = route(request.path());

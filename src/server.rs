@@ -1,5 +1,10 @@
 //! Accepts connections and runs them on the server's own executor threads.
 //!
+//! Two executors share the threads: `control` runs the accept loop and every request, `fanout`
+//! runs the streams (a connection moves there when its stream starts). Each thread drives both,
+//! taking turns of at most 200 tasks, so a producer's request waits for at most one turn of
+//! fan-out work, never for the whole fan-out of the previous update.
+//!
 //! `Server::run_until(shutdown)` takes shutdown as an argument, as mini-redis does. When it
 //! completes the server drains: it stops accepting, tells every stream `shutting_down`, lets
 //! requests in flight finish, and returns once every connection is gone or `config.drain` has
@@ -43,7 +48,9 @@ pub struct Shared {
     /// The one timer wheel.
     pub timers: Timers,
     /// The connection manager.
-    pub connections: Connections,
+    pub connections: Arc<Connections>,
+    /// Where streams run, apart from requests: see `Server::run_until`.
+    pub fanout: Arc<Executor<'static>>,
     /// When the server started.
     pub started: Instant,
     /// Set when the server starts draining.
@@ -54,8 +61,10 @@ pub struct Shared {
     pub open_connections: AtomicUsize,
 }
 
-/// Counts a connection as open while it lives.
-struct OpenGuard(Arc<Shared>);
+/// Counts a connection as open while it lives (it moves with the connection to the fan-out
+/// executor when the connection becomes a stream).
+#[derive(Debug)]
+pub struct OpenGuard(Arc<Shared>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
@@ -81,7 +90,12 @@ impl Server {
         let config = tracker.config().clone();
         let shared = Shared {
             timers: Timers::new(config.timer_tick),
-            connections: Connections::new(config.unhealthy_after, config.stale_after, config.max_streams_per_client),
+            connections: Arc::new(Connections::new(
+                config.unhealthy_after,
+                config.stale_after,
+                config.max_streams_per_client,
+            )),
+            fanout: Arc::new(Executor::new()),
             started: Instant::now(),
             shutdown: Shutdown::default(),
             connect_rate: ConnectRate::new(config.connect_rate_per_client),
@@ -117,9 +131,10 @@ impl Server {
             .map(|i| {
                 let executor = Arc::clone(&executor);
                 let stopped = stopped.clone();
-                std::thread::Builder::new()
-                    .name(format!("sse-progress-{i}"))
-                    .spawn(move || smol::block_on(executor.run(stopped.recv())))
+                std::thread::Builder::new().name(format!("sse-progress-{i}")).spawn({
+                    let fanout = Arc::clone(&self.shared.fanout);
+                    move || smol::block_on(executor.run(fanout.run(stopped.recv())))
+                })
             })
             .collect::<io::Result<_>>()?;
         let shared = &self.shared;
@@ -127,7 +142,7 @@ impl Server {
             future::zip(shared.timers.run(), sweep_retention(shared)).await;
         };
         let accept = accept_loop(&self.listener, shared, &executor);
-        let result = executor.run(future::or(
+        let main = future::or(
             future::or(accept, async {
                 housekeeping.await;
                 Ok(())
@@ -136,8 +151,8 @@ impl Server {
                 shutdown.await;
                 Ok(())
             },
-        ));
-        let result = result.await;
+        );
+        let result = executor.run(shared.fanout.run(main)).await;
         drop(self.listener);
         let open = shared.open_connections.load(Ordering::Relaxed);
         debug!(Ns::Server, "draining {open} connections");
@@ -148,7 +163,7 @@ impl Server {
                 async_io::Timer::after(Duration::from_millis(10)).await;
             }
         };
-        executor.run(future::or(drained, shared.timers.run())).await;
+        executor.run(shared.fanout.run(future::or(drained, shared.timers.run()))).await;
         debug!(Ns::Server, "stopped with {} connections open", shared.open_connections.load(Ordering::Relaxed));
         drop(stop);
         for helper in helpers {
@@ -179,17 +194,16 @@ async fn accept_loop(
             continue;
         }
         let _ = stream.get_ref().set_nodelay(true);
-        let guard = OpenGuard(Arc::clone(shared));
-        let shared = Arc::clone(shared);
-        executor
-            .spawn(async move {
-                // A panic must end this connection only, never the executor thread under it.
-                if AssertUnwindSafe(crate::dispatch::serve(shared, stream, peer)).catch_unwind().await.is_err() {
-                    debug!(Ns::Conn, "{peer}: a connection task panicked");
-                }
-                drop(guard);
-            })
-            .detach();
+        let open = OpenGuard(Arc::clone(shared));
+        executor.spawn(guarded(peer, crate::dispatch::serve(Arc::clone(shared), stream, peer, open))).detach();
+    }
+}
+
+/// A connection's future, made so a panic ends this connection only, never the executor thread
+/// under it.
+pub(crate) async fn guarded(peer: SocketAddr, connection: impl Future<Output = ()>) {
+    if AssertUnwindSafe(connection).catch_unwind().await.is_err() {
+        debug!(Ns::Conn, "{peer}: a connection task panicked");
     }
 }
 
@@ -238,6 +252,8 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 mod tests {
     /// An idle stream's memory is mostly its connection future: keep it in sight. These sizes are
     /// deterministic for one compiler; the bounds catch a change that inlines a large wait again.
+    use super::*;
+
     #[test]
     fn connection_futures_stay_small() {
         smol::block_on(async {
@@ -246,7 +262,9 @@ mod tests {
             let shared = &server.shared;
             let addr = server.local_addr().unwrap();
             let socket = || async_io::Async::new(std::net::TcpStream::connect(addr).unwrap()).unwrap();
-            let serve = crate::dispatch::serve(shared.clone(), socket(), addr);
+            let open = super::OpenGuard(Arc::clone(shared));
+            shared.open_connections.fetch_add(1, Ordering::Relaxed);
+            let serve = crate::dispatch::serve(shared.clone(), socket(), addr, open);
             let serve_size = std::mem::size_of_val(&serve);
             drop(serve);
             shared.tracker.create_task("t", "").unwrap();
@@ -263,7 +281,7 @@ mod tests {
             let guard = shared.connections.open(addr.ip()).unwrap();
             let mut conn = crate::http::conn::Conn::new(socket());
             let stream_size = std::mem::size_of_val(&crate::sse::stream::run(shared, &mut conn, start, &guard));
-            eprintln!("connection future {serve_size} bytes, of which the stream loop {stream_size}");
+            eprintln!("request loop future {serve_size} bytes, stream loop future {stream_size} bytes");
             assert!(serve_size <= 2048 && stream_size <= 1024, "{serve_size} / {stream_size}");
         });
     }

@@ -35,13 +35,13 @@ fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Respon
 
 /// Everything a stream needs to start, or the answer (400, 401, 403, 404, 204, 429, 503) that
 /// refuses it. The stream is registered with the connection manager from here on.
-pub fn start<'a>(
-    shared: &'a Shared,
+pub fn start(
+    shared: &Shared,
     request: &Request,
     task_id: &str,
     client: std::net::IpAddr,
     cors: String,
-) -> Result<(Start, StreamGuard<'a>), Response> {
+) -> Result<(Start, StreamGuard), Response> {
     admit(shared, request, task_id)?;
     if shared.shutdown.is_triggered() {
         return Err(Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.")

@@ -65,7 +65,7 @@ pub struct Start {
 }
 
 /// Streams to the client until the task ends or the connection does.
-pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamGuard<'_>) -> End {
+pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamGuard) -> End {
     conn.release_buffer();
     // A fixed send buffer turns off the kernel's autotuning for this socket: a client that never
     // reads then costs at most this much kernel memory, and its writes block soon enough to be
@@ -268,7 +268,7 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
 struct Writer<'a> {
     shared: &'a Shared,
     conn: &'a Conn,
-    guard: &'a StreamGuard<'a>,
+    guard: &'a StreamGuard,
     chunked: bool,
 }
 
