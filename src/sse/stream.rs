@@ -83,15 +83,15 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
     }
     drop(out);
     if ends {
-        return writer.finish().await;
+        return Box::pin(writer.finish()).await;
     }
 
-    // One deadline serves both the heartbeat and the stale cleanup: whichever comes first.
-    let heartbeat = shared.config.heartbeat;
-    let stale_after = shared.config.stale_after;
-    let quiet_limit = heartbeat.min(stale_after);
+    // One deadline serves both the heartbeat and the stale cleanup: whichever comes first. The
+    // durations are read from the config where used, not copied into this future's state.
+    let config = &shared.config;
+    let quiet_limit = || config.heartbeat.min(config.stale_after);
     let mut last_write = Instant::now();
-    let mut beat = shared.timers.sleep_until(last_write + quiet_limit);
+    let mut beat = shared.timers.sleep_until(last_write + quiet_limit());
     let socket = writer.conn.stream();
     // One registration for the stream's life, not one per event: the shutdown signal's waker
     // list is shared by every connection.
@@ -133,7 +133,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                     }
                 };
                 if ends {
-                    return writer.finish().await;
+                    return Box::pin(writer.finish()).await;
                 }
                 last_write = Instant::now();
             }
@@ -144,37 +144,38 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                 encoder::encode_retry(&mut event, retry);
                 let frame = Frame::closing("shutting_down", "The server is restarting; reconnect shortly.");
                 event.extend_from_slice(frame.plain());
-                let mut out = Vec::with_capacity(event.len() + 16);
-                if chunked {
+                let out = if chunked {
+                    let mut out = Vec::with_capacity(event.len() + 16);
                     push_chunk(&mut out, &event);
+                    out
                 } else {
-                    out = event;
-                }
-                return if writer.send(&out, &mut viewer).await { writer.finish().await } else { End::Closed };
+                    event
+                };
+                return Box::pin(writer.last_words(out, &mut viewer)).await;
             }
             Wake::Heartbeat => {
                 let now = Instant::now();
-                if now >= last_write + stale_after {
+                if now >= last_write + config.stale_after {
                     // Heartbeats set longer than the stale time: the cleanup ends the stream,
                     // telling the viewer why if its socket still takes writes.
                     debug!(Ns::Conn, "stream {} stale: closing", guard.id());
                     let frame =
                         Frame::closing("stale", "The stream was silent too long and is being closed; reconnect.");
                     let bytes = if chunked { frame.chunked() } else { frame.plain() };
-                    return if writer.send(bytes, &mut viewer).await { writer.finish().await } else { End::Closed };
+                    return Box::pin(writer.last_words(bytes.to_vec(), &mut viewer)).await;
                 }
-                let due = last_write + quiet_limit;
+                let due = last_write + quiet_limit();
                 if now + shared.config.timer_tick < due {
                     beat.reset(due); // a frame went out since this deadline was set
                     continue;
                 }
-                if now >= last_write + heartbeat {
+                if now >= last_write + config.heartbeat {
                     if !writer.send(&heartbeat_bytes(chunked), &mut viewer).await {
                         return End::Closed;
                     }
                     last_write = Instant::now();
                 }
-                beat.reset(last_write + quiet_limit);
+                beat.reset(last_write + quiet_limit());
             }
             Wake::Peer => {
                 // Readiness can be stale (left from reading the request): look before leaving.
@@ -323,6 +324,12 @@ impl Writer<'_> {
         debug!(Ns::Conn, "stream {} write failed: {e}", self.guard.id());
         self.guard.failed();
         false
+    }
+
+    /// Sends a stream's last event (shutting down, stale) and ends the response. Boxed by the
+    /// callers: these rare exits must not add their state to every idle stream's future.
+    async fn last_words(&self, bytes: Vec<u8>, viewer: &mut Viewer) -> End {
+        if self.send(&bytes, viewer).await { self.finish().await } else { End::Closed }
     }
 
     /// Ends the response after the last event: the chunked terminator, or the close.
