@@ -17,17 +17,22 @@
 //! # Layout
 //! - [`tracker`]: the live tasks and their changes; [`task`]: the task model and its limits;
 //!   [`store`]: where tasks persist (the seam for a journal or Redis).
-//! - [`server`]: accept loop and executor threads; `dispatch`: one connection's request loop.
+//! - [`server`]: accept loop, executor threads (one executor for requests, one for streams);
+//!   `dispatch`: one connection's request loop.
 //! - [`http`]: the HTTP/1.1 layer (request head, bodies, responses, routes by path).
 //! - [`routes`]: one file per route family (progress stream and HEAD, producer API, health).
 //! - [`sse`]: the event encoder, the per-task fan-out ([`sse::topic`]) and a viewer's loop.
-//! - [`timer_wheel`]: the one wheel behind every deadline; [`connections`]: stream health.
-//! - [`cli`], [`demo`], [`client`]: the `sse-progress` binary's commands and its small HTTP client.
+//! - [`timer_wheel`]: the one wheel behind every deadline; [`connections`]: stream health and
+//!   the per-client stream cap; [`rate_limit`]: the connect token bucket; [`shutdown`]: the drain
+//!   signal; [`auth`]: constant-time token checks.
+//! - [`cli`], [`demo`], [`client`], [`bench`]: the `sse-progress` binary's commands, its small
+//!   HTTP client and the load tool.
 //!
 //! # Implementation
 //! A change takes the tracker's lock, applies, encodes one [`sse::encoder::Frame`] and appends it
-//! to the task's topic, which wakes the viewers. Each viewer is one task on the executor that
-//! writes the shared frame's bytes; nothing is copied or queued per viewer. See ARCHITECTURE.md.
+//! to the task's topic, which wakes the viewers. Each viewer is one task on the stream executor
+//! that writes the shared frames' bytes (all that are ready, in one `writev`); nothing is copied
+//! or queued per viewer. See ARCHITECTURE.md.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
