@@ -25,7 +25,7 @@
 //! - [`timer_wheel`]: the one wheel behind every deadline; [`connections`]: stream health and
 //!   the per-client stream cap; [`rate_limit`]: the connect token bucket; [`shutdown`]: the drain
 //!   signal; [`auth`]: constant-time token checks.
-//! - [`cli`], [`demo`], [`client`], [`bench`]: the `sse-progress` binary's commands, its small
+//! - [`cli`], [`demo`], [`client`], [`mod@bench`]: the `sse-progress` binary's commands, its small
 //!   HTTP client and the load tool.
 //!
 //! # Implementation

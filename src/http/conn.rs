@@ -216,7 +216,7 @@ impl Conn {
     /// Closes after an error answer without losing it: closing a socket that still has unread
     /// input sends a reset, which can destroy the answer in flight (RFC 9112, 9.6). So the write
     /// side is shut first and input is read and dropped until the peer closes, up to
-    /// [`LINGER_BYTES`] or `deadline`.
+    /// `LINGER_BYTES` (256 KiB) or `deadline`.
     pub async fn linger_close(self, timers: &Timers, deadline: Instant) {
         let _ = self.stream.get_ref().shutdown(std::net::Shutdown::Write);
         let mut sleep = timers.sleep_until(deadline);
