@@ -87,7 +87,7 @@ fn serve_requests(
                 Flow::Linger => return Box::pin(conn.linger_close(&shared.timers, Instant::now() + LINGER)).await,
                 Flow::Stream(start, guard) => {
                     let task = run_stream(Arc::clone(&shared), conn, start, guard, peer, open);
-                    shared.fanout.spawn(crate::server::guarded(peer, task)).detach();
+                    shared.spawn_stream(crate::server::guarded(peer, task));
                     return;
                 }
             }

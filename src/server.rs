@@ -18,8 +18,8 @@ use std::io;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_io::Async;
@@ -49,8 +49,10 @@ pub struct Shared {
     pub timers: Timers,
     /// The connection manager.
     pub connections: Arc<Connections>,
-    /// Where streams run, apart from requests: see `Server::run_until`.
-    pub fanout: Arc<Executor<'static>>,
+    /// Where streams run, apart from requests: see `Server::run_until`. Only a weak handle, set
+    /// while the server runs: tasks hold `Arc<Shared>`, so a strong one here would keep every
+    /// stream alive after the server returns.
+    fanout: Mutex<Weak<Executor<'static>>>,
     /// When the server started.
     pub started: Instant,
     /// Set when the server starts draining.
@@ -95,7 +97,7 @@ impl Server {
                 config.stale_after,
                 config.max_streams_per_client,
             )),
-            fanout: Arc::new(Executor::new()),
+            fanout: Mutex::new(Weak::new()),
             started: Instant::now(),
             shutdown: Shutdown::default(),
             connect_rate: ConnectRate::new(config.connect_rate_per_client),
@@ -126,13 +128,15 @@ impl Server {
     /// `config.threads` threads, this one included.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let executor = Arc::new(Executor::new());
+        let fanout = Arc::new(Executor::new());
+        *self.shared.fanout.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&fanout);
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let helpers: Vec<_> = (1..self.shared.config.threads.max(1))
             .map(|i| {
                 let executor = Arc::clone(&executor);
                 let stopped = stopped.clone();
                 std::thread::Builder::new().name(format!("sse-progress-{i}")).spawn({
-                    let fanout = Arc::clone(&self.shared.fanout);
+                    let fanout = Arc::clone(&fanout);
                     move || smol::block_on(executor.run(fanout.run(stopped.recv())))
                 })
             })
@@ -152,7 +156,7 @@ impl Server {
                 Ok(())
             },
         );
-        let result = executor.run(shared.fanout.run(main)).await;
+        let result = executor.run(fanout.run(main)).await;
         drop(self.listener);
         let open = shared.open_connections.load(Ordering::Relaxed);
         debug!(Ns::Server, "draining {open} connections");
@@ -163,12 +167,15 @@ impl Server {
                 async_io::Timer::after(Duration::from_millis(10)).await;
             }
         };
-        executor.run(shared.fanout.run(future::or(drained, shared.timers.run()))).await;
+        executor.run(fanout.run(future::or(drained, shared.timers.run()))).await;
         debug!(Ns::Server, "stopped with {} connections open", shared.open_connections.load(Ordering::Relaxed));
         drop(stop);
         for helper in helpers {
             let _ = helper.join();
         }
+        // Dropping the executors drops the connections still open past the drain time.
+        drop(fanout);
+        drop(executor);
         result
     }
 }
@@ -196,6 +203,17 @@ async fn accept_loop(
         let _ = stream.get_ref().set_nodelay(true);
         let open = OpenGuard(Arc::clone(shared));
         executor.spawn(guarded(peer, crate::dispatch::serve(Arc::clone(shared), stream, peer, open))).detach();
+    }
+}
+
+impl Shared {
+    /// Runs a stream on the stream executor; a stream started after the server stopped is
+    /// dropped, which closes its connection.
+    pub(crate) fn spawn_stream(&self, stream: impl Future<Output = ()> + Send + 'static) {
+        let fanout = self.fanout.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
+        if let Some(fanout) = fanout {
+            fanout.spawn(stream).detach();
+        }
     }
 }
 
