@@ -157,10 +157,12 @@ impl Server {
             },
         );
         let result = executor.run(fanout.run(main)).await;
+        // Signal first, then close the listener: a client that sees the listener closed must also
+        // see the shutdown on the connection it already has (a stream request there gets 503).
+        shared.shutdown.trigger();
         drop(self.listener);
         let open = shared.open_connections.load(Ordering::Relaxed);
         debug!(Ns::Server, "draining {open} connections");
-        shared.shutdown.trigger();
         let deadline = Instant::now() + shared.config.drain;
         let drained = async {
             while shared.open_connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
