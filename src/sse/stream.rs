@@ -78,7 +78,8 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
     // async fn so nothing of them stays in its state while the stream idles.
     let (out, ends) =
         opening(shared, guard.id(), start.task_id, start.snapshot, start.skip_snapshot, chunked, start.extra_headers);
-    if !writer.send(&out, &mut viewer).await {
+    // The response head comes first here: if it never goes out, no event may be put before it.
+    if !writer.send(&out, false, &mut viewer).await {
         return End::Closed;
     }
     drop(out);
@@ -121,8 +122,8 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                         guard.wrote();
                         ends
                     }
-                    Ok(Batch { ends, rest: Some(rest) }) => {
-                        if !Box::pin(writer.send_blocked(&rest, 0, &mut viewer)).await {
+                    Ok(Batch { ends, rest: Some((rest, at_event_start)) }) => {
+                        if !Box::pin(writer.send_blocked(&rest, 0, at_event_start, &mut viewer)).await {
                             return End::Closed;
                         }
                         ends
@@ -170,7 +171,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                     continue;
                 }
                 if now >= last_write + config.heartbeat {
-                    if !writer.send(&heartbeat_bytes(chunked), &mut viewer).await {
+                    if !writer.send(&heartbeat_bytes(chunked), true, &mut viewer).await {
                         return End::Closed;
                     }
                     last_write = Instant::now();
@@ -201,8 +202,9 @@ const BATCH: usize = 64;
 struct Batch {
     /// The last frame written ends the stream.
     ends: bool,
-    /// What the socket did not take at once (copied, for the blocked path).
-    rest: Option<Vec<u8>>,
+    /// What the socket did not take at once (copied, for the blocked path), and whether it
+    /// starts at the beginning of an event.
+    rest: Option<(Vec<u8>, bool)>,
 }
 
 /// Writes `first` and every frame ready after it (up to [`BATCH`], stopping after a frame that
@@ -253,16 +255,20 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
     }
     let mut rest = Vec::with_capacity(total - written);
     let mut skip = written;
+    let mut at_event_start = false;
     for frame in &frames[..n] {
         let b = bytes(frame, chunked);
         if skip >= b.len() {
             skip -= b.len();
         } else {
+            if rest.is_empty() {
+                at_event_start = skip == 0;
+            }
             rest.extend_from_slice(&b[skip..]);
             skip = 0;
         }
     }
-    Ok(Batch { ends, rest: Some(rest) })
+    Ok(Batch { ends, rest: Some((rest, at_event_start)) })
 }
 
 /// Writes for one stream, keeping its health record.
@@ -274,8 +280,9 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Writes all of `bytes`; false if the write failed or stayed blocked too long.
-    async fn send(&self, bytes: &[u8], viewer: &mut Viewer) -> bool {
+    /// Writes all of `bytes` (which start an event when `at_event_start`); false if the write
+    /// failed or stayed blocked too long.
+    async fn send(&self, bytes: &[u8], at_event_start: bool, viewer: &mut Viewer) -> bool {
         // Most writes complete at once and cost one syscall, no timer and no await; the rare
         // blocked write is boxed so its future does not sit in every idle stream's state.
         match write_now(self.conn.stream(), bytes) {
@@ -283,13 +290,14 @@ impl Writer<'_> {
                 self.guard.wrote();
                 true
             }
-            Ok(n) => Box::pin(self.send_blocked(bytes, n, viewer)).await,
+            Ok(n) => Box::pin(self.send_blocked(bytes, n, at_event_start, viewer)).await,
             Err(e) => self.failed(&e),
         }
     }
 
-    /// The rest of a write the socket did not take at once.
-    async fn send_blocked(&self, bytes: &[u8], mut written: usize, viewer: &mut Viewer) -> bool {
+    /// The rest of a write the socket did not take at once. `at_event_start`: `bytes` begins an
+    /// event, so if nothing of it goes out, a `too_slow` event can still be framed correctly.
+    async fn send_blocked(&self, bytes: &[u8], mut written: usize, at_event_start: bool, viewer: &mut Viewer) -> bool {
         let socket = self.conn.stream();
         self.guard.blocked();
         viewer.detach();
@@ -305,7 +313,7 @@ impl Writer<'_> {
                 Some(Ok(n)) => written += n,
                 Some(Err(e)) => return self.failed(&e),
                 None => {
-                    if written == 0 {
+                    if written == 0 && at_event_start {
                         // At an event boundary: tell the viewer why, if its socket takes it now.
                         let frame = Frame::closing("too_slow", "The connection could not keep up and is being closed.");
                         let _ = socket.get_ref().write(if self.chunked { frame.chunked() } else { frame.plain() });
@@ -329,7 +337,7 @@ impl Writer<'_> {
     /// Sends a stream's last event (shutting down, stale) and ends the response. Boxed by the
     /// callers: these rare exits must not add their state to every idle stream's future.
     async fn last_words(&self, bytes: Vec<u8>, viewer: &mut Viewer) -> End {
-        if self.send(&bytes, viewer).await { self.finish().await } else { End::Closed }
+        if self.send(&bytes, true, viewer).await { self.finish().await } else { End::Closed }
     }
 
     /// Ends the response after the last event: the chunked terminator, or the close.
