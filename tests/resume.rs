@@ -7,14 +7,6 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 use support::*;
 
-/// A producer call that must succeed; returns the JSON answer (Null for 204).
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Value {
-    let body = body.map(|b| b.to_string());
-    let reply = request(addr, method, path, &[], body.as_deref());
-    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.text());
-    if reply.body.is_empty() { Value::Null } else { serde_json::from_slice(&reply.body).unwrap() }
-}
-
 fn create(addr: SocketAddr, task_id: &str) -> Value {
     call(addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": task_id})))
 }

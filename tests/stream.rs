@@ -139,14 +139,6 @@ fn stream_request(task_id: &str) -> String {
     format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
 }
 
-/// A producer call that must succeed; returns the JSON answer (Null for 204).
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Value {
-    let body = body.map(|b| b.to_string());
-    let reply = request(addr, method, path, &[], body.as_deref());
-    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.text());
-    if reply.body.is_empty() { Value::Null } else { serde_json::from_slice(&reply.body).unwrap() }
-}
-
 fn create(addr: SocketAddr, task_id: &str) -> Value {
     call(addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": task_id, "stage": "Init"})))
 }

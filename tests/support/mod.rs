@@ -93,6 +93,14 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     client::read_reply(&mut BufReader::new(stream), method == "HEAD").expect("a reply")
 }
 
+/// A producer call that must succeed; returns the JSON answer (Null for 204).
+pub fn call(addr: SocketAddr, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    let body = body.map(|b| b.to_string());
+    let reply = request(addr, method, path, &[], body.as_deref());
+    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.text());
+    if reply.body.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&reply.body).unwrap() }
+}
+
 /// The `{"error": {"code"}}` of an error reply.
 pub fn error_code(reply: &Reply) -> String {
     let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("error bodies are JSON");
