@@ -226,7 +226,8 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
         if chunked { f.chunked() } else { f.plain() }
     }
     let total: usize = frames[..n].iter().map(|f| bytes(f, chunked).len()).sum();
-    let mut written = 0;
+    // The common case, one frame ready: a plain write, without building the slice table.
+    let mut written = if n == 1 { write_now(socket, bytes(&frames[0], chunked))? } else { 0 };
     while written < total {
         // The slices still to write, from `written` on.
         let mut skip = written;

@@ -154,11 +154,6 @@ impl Viewer {
         take(self.key, &mut self.cursor, &mut guard)
     }
 
-    /// The next frame, waiting for a publish if there is none.
-    pub fn next_frame(&mut self) -> impl std::future::Future<Output = Arc<Frame>> + '_ {
-        std::future::poll_fn(move |cx| self.poll_next(cx))
-    }
-
     /// The viewer's socket stopped taking writes: frames no longer wait for it.
     pub fn detach(&mut self) {
         let mut inner = self.topic.lock();
