@@ -188,7 +188,7 @@ async fn accept_loop(
     executor: &Arc<Executor<'static>>,
 ) -> io::Result<()> {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match accept(listener).await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors or similar: back off instead of spinning.
@@ -202,7 +202,6 @@ async fn accept_loop(
             refuse_full(stream.get_ref());
             continue;
         }
-        let _ = stream.get_ref().set_nodelay(true);
         let open = OpenGuard(Arc::clone(shared));
         executor.spawn(guarded(peer, crate::dispatch::serve(Arc::clone(shared), stream, peer, open))).detach();
     }
@@ -251,14 +250,36 @@ async fn sweep_retention(shared: &Shared) {
 }
 
 /// A listening socket with our backlog; std's `TcpListener::bind` fixes it at 128.
+///
+/// `TCP_NODELAY` and the fixed send buffer are set here, once: Linux copies a listener's socket
+/// options to every connection it accepts, which saves two syscalls per connect
+/// (`accepted_sockets_inherit_the_listeners_options` checks that this kernel does).
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_tcp_nodelay(&fd, true)?;
+    // A fixed send buffer turns off the kernel's autotuning: a client that never reads then costs
+    // at most this much kernel memory, and its writes block soon enough to be noticed as stuck
+    // instead of vanishing into a buffer that grows to megabytes.
+    sockopt::set_socket_send_buffer_size(&fd, crate::sse::stream::STREAM_SEND_BUFFER)?;
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, BACKLOG)?;
     Ok(TcpListener::from(fd))
+}
+
+/// Accepts one connection, already non-blocking (`accept4` with `SOCK_NONBLOCK`, so no `ioctl`
+/// follows as in `Async::accept`).
+async fn accept(listener: &Async<TcpListener>) -> io::Result<(Async<TcpStream>, SocketAddr)> {
+    use rustix::net::SocketFlags;
+    let (fd, peer) = listener
+        .read_with(|l| Ok(rustix::net::acceptfrom_with(l, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?))
+        .await?;
+    let peer = peer
+        .and_then(|a| SocketAddr::try_from(a).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "accept gave no peer address"))?;
+    Ok((Async::new_nonblocking(TcpStream::from(fd))?, peer))
 }
 
 /// Connects to a server (for clients in this crate): a plain std socket with `TCP_NODELAY`.
@@ -273,6 +294,25 @@ mod tests {
     /// An idle stream's memory is mostly its connection future: keep it in sight. These sizes are
     /// deterministic for one compiler; the bounds catch a change that inlines a large wait again.
     use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_the_listeners_options() {
+        smol::block_on(async {
+            let listener = Async::new(listen("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
+            let addr = listener.get_ref().local_addr().unwrap();
+            let client = TcpStream::connect(addr).unwrap();
+            let (accepted, peer) = accept(&listener).await.unwrap();
+            assert_eq!(peer, client.local_addr().unwrap());
+            let fd = accepted.get_ref();
+            assert!(rustix::net::sockopt::tcp_nodelay(fd).unwrap(), "TCP_NODELAY is not inherited");
+            // The kernel doubles the value set, for its bookkeeping.
+            let sndbuf = rustix::net::sockopt::socket_send_buffer_size(fd).unwrap();
+            assert_eq!(sndbuf, 2 * crate::sse::stream::STREAM_SEND_BUFFER, "SO_SNDBUF is not inherited");
+            let mut byte = [0u8; 1];
+            let read = std::io::Read::read(&mut &*fd, &mut byte);
+            assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock, "the socket blocks");
+        });
+    }
 
     #[test]
     fn connection_futures_stay_small() {

@@ -136,6 +136,13 @@ pub struct Report {
     pub publish_rate_per_sec: f64,
     /// Server CPU per delivered event, µs (when the server's pid is known).
     pub cpu_per_event_us: Option<f64>,
+    /// Server CPU per connect over the connect phase, µs (when the server's pid is known).
+    pub cpu_per_connect_us: Option<f64>,
+    /// This tool's own CPU per connect, µs: if it is near the connect time per stream, the tool
+    /// and not the server is what limits the connect figure.
+    pub tool_cpu_per_connect_us: Option<f64>,
+    /// This tool's own CPU per delivered event, µs.
+    pub tool_cpu_per_event_us: Option<f64>,
     /// The first few viewer errors.
     pub errors: Vec<String>,
 }
@@ -239,6 +246,8 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     };
 
     let rss_before = rss_kib(&plan.server_pids);
+    let me = [std::process::id()];
+    let (server_cpu_start, tool_cpu_start) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
     let executor = Arc::new(smol::Executor::new());
     let connected = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(smol::lock::Semaphore::new(plan.in_flight));
@@ -277,9 +286,10 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         std::thread::sleep(Duration::from_millis(2));
     };
     let held = connected.load(Ordering::SeqCst);
+    let (server_cpu_connected, tool_cpu_connected) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
     std::thread::sleep(Duration::from_millis(500)); // let the server settle before reading its memory
     let rss_held = rss_kib(&plan.server_pids);
-    let cpu_before = cpu_seconds(&plan.server_pids);
+    let (cpu_before, tool_cpu_before) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
 
     // Publish phase: paced by one producer, or as fast as `producers` keep-alive connections go.
     let publish_started = Instant::now();
@@ -308,7 +318,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let cpu_after = cpu_seconds(&plan.server_pids);
+    let (cpu_after, tool_cpu_after) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
     drop(stop);
     let seen: Vec<viewers::Seen> = smol::block_on(async {
         let mut all = Vec::with_capacity(tasks.len());
@@ -332,8 +342,8 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         (Some(a), Some(b)) if held > 0 => Some(b.saturating_sub(a) as f64 * 1024.0 / held as f64),
         _ => None,
     };
-    let cpu_per_event_us = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if delivered > 0 => Some((b - a) * 1e6 / delivered as f64),
+    let per = |before: Option<f64>, after: Option<f64>, count: usize| match (before, after) {
+        (Some(a), Some(b)) if count > 0 => Some((b - a) * 1e6 / count as f64),
         _ => None,
     };
     let mut errors: Vec<String> = seen.iter().filter_map(|s| s.error.clone()).collect();
@@ -359,7 +369,10 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         publish_p50_us: percentile(&round_trips, 0.5),
         publish_max_us: round_trips.last().copied().unwrap_or(0),
         publish_rate_per_sec: plan.updates as f64 / publish_seconds.max(1e-9),
-        cpu_per_event_us,
+        cpu_per_event_us: per(cpu_before, cpu_after, delivered),
+        cpu_per_connect_us: per(server_cpu_start, server_cpu_connected, held),
+        tool_cpu_per_connect_us: per(tool_cpu_start, tool_cpu_connected, held),
+        tool_cpu_per_event_us: per(tool_cpu_before, tool_cpu_after, delivered),
         errors,
     })
 }
@@ -403,6 +416,12 @@ fn print_table(r: &Report) {
     println!("connect time             {:.3} s", r.connect_seconds);
     println!("server memory per stream {}", opt(r.memory_per_stream_bytes, "bytes"));
     println!("server CPU per event     {}", opt(r.cpu_per_event_us, "µs"));
+    println!("server CPU per connect   {}", opt(r.cpu_per_connect_us, "µs"));
+    println!(
+        "tool CPU per connect     {} (per event {})",
+        opt(r.tool_cpu_per_connect_us, "µs"),
+        opt(r.tool_cpu_per_event_us, "µs")
+    );
     println!("delivered                {} of {} (lost {})", r.delivered, r.streams_held * r.updates, r.lost);
     println!(
         "delivery latency         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -67,10 +67,6 @@ pub struct Start {
 /// Streams to the client until the task ends or the connection does.
 pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamGuard) -> End {
     conn.release_buffer();
-    // A fixed send buffer turns off the kernel's autotuning for this socket: a client that never
-    // reads then costs at most this much kernel memory, and its writes block soon enough to be
-    // noticed as stuck instead of vanishing into a buffer that grows to megabytes.
-    let _ = rustix::net::sockopt::set_socket_send_buffer_size(conn.stream().get_ref(), STREAM_SEND_BUFFER);
     let chunked = start.chunked;
     let mut viewer = start.viewer;
     let writer = Writer { shared, conn, guard, chunked };
@@ -192,7 +188,8 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
     }
 }
 
-/// Send buffer of a stream socket (the kernel doubles it for its bookkeeping).
+/// Send buffer of every accepted socket, set once on the listener (`server::listen`); the kernel
+/// doubles it for its bookkeeping.
 pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
 
 /// Most frames gathered into one write: a viewer that is behind catches up with one syscall.
