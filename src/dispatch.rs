@@ -86,14 +86,26 @@ fn serve_requests(
                 Flow::Next | Flow::Close => return,
                 Flow::Linger => return Box::pin(conn.linger_close(&shared.timers, Instant::now() + LINGER)).await,
                 Flow::Stream(start, guard) => {
-                    let task = run_stream(Arc::clone(&shared), conn, start, guard, peer, open);
-                    shared.spawn_stream(crate::server::guarded(peer, task));
+                    shared.spawn_stream(stream_task(Arc::clone(&shared), conn, start, guard, peer, open));
                     return;
                 }
             }
             idle_deadline = Instant::now() + config.idle_timeout;
         }
     })
+}
+
+/// The task a stream runs as on the fan-out executor: its size is most of an idle stream's memory
+/// (`server::tests::connection_futures_stay_small` keeps it in sight).
+pub(crate) fn stream_task(
+    shared: Arc<Shared>,
+    conn: Conn,
+    start: Start,
+    guard: StreamGuard,
+    peer: SocketAddr,
+    open: OpenGuard,
+) -> impl Future<Output = ()> + Send + 'static {
+    run_stream(shared, conn, start, guard, peer, open)
 }
 
 /// A stream on the fan-out executor; if it finishes cleanly on a kept-alive connection, the

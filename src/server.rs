@@ -218,8 +218,14 @@ impl Shared {
     }
 }
 
-/// A connection's future, made so a panic ends this connection only, never the executor thread
-/// under it.
+/// A connection's future, with its panic logged.
+///
+/// The executor already keeps a panic inside its task: smol spawns with async-task's
+/// `propagate_panic`, which catches the panic, drops the task's future (so its guards close the
+/// connection and fix the counts) and, for a detached task, drops the panic too;
+/// `tests::a_panicking_task_ends_alone` holds smol to that. Streams are spawned without this
+/// wrapper: an async fn stores a future it is given and then awaits twice (rust-lang/rust#62958),
+/// which would double the memory of every idle stream.
 pub(crate) async fn guarded(peer: SocketAddr, connection: impl Future<Output = ()>) {
     if AssertUnwindSafe(connection).catch_unwind().await.is_err() {
         debug!(Ns::Conn, "{peer}: a connection task panicked");
@@ -296,6 +302,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_panicking_task_ends_alone() {
+        struct Dropped(Arc<AtomicUsize>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let executor = Executor::new();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let guard = Dropped(Arc::clone(&dropped));
+        let (tx, rx) = smol::channel::bounded::<()>(1);
+        executor
+            .spawn(async move {
+                let _guard = guard;
+                let _ = rx.recv().await;
+                panic!("a connection task panics (this message is expected)");
+            })
+            .detach();
+        let after = smol::block_on(executor.run(async {
+            future::yield_now().await;
+            tx.send(()).await.unwrap();
+            // The panicking task runs in this executor's next turn; this one must go on after it.
+            for _ in 0..3 {
+                future::yield_now().await;
+            }
+            executor.spawn(async { 7 }).await
+        }));
+        assert_eq!(after, 7, "the executor goes on running tasks");
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "the panicked task's future was dropped");
+    }
+
+    #[test]
     fn accepted_sockets_inherit_the_listeners_options() {
         smol::block_on(async {
             let listener = Async::new(listen("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
@@ -328,20 +366,26 @@ mod tests {
             let serve_size = std::mem::size_of_val(&serve);
             drop(serve);
             shared.tracker.create_task("t", "").unwrap();
-            let (viewer, snapshot) = shared.tracker.topic("t").unwrap().subscribe();
-            let start = crate::sse::stream::Start {
-                task_id: "t".into(),
-                viewer,
-                snapshot,
-                skip_snapshot: false,
-                chunked: true,
-                keep_alive: true,
-                extra_headers: String::new(),
+            let start = || {
+                let (viewer, snapshot) = shared.tracker.topic("t").unwrap().subscribe();
+                crate::sse::stream::Start {
+                    task_id: "t".into(),
+                    viewer,
+                    snapshot,
+                    skip_snapshot: false,
+                    chunked: true,
+                    keep_alive: true,
+                    extra_headers: String::new(),
+                }
             };
             let guard = shared.connections.open(addr.ip()).unwrap();
             let mut conn = crate::http::conn::Conn::new(socket());
-            let stream_size = std::mem::size_of_val(&crate::sse::stream::run(shared, &mut conn, start, &guard));
-            eprintln!("request loop future {serve_size} bytes, stream loop future {stream_size} bytes");
+            let stream_size = std::mem::size_of_val(&crate::sse::stream::run(shared, &mut conn, start(), &guard));
+            let open = super::OpenGuard(Arc::clone(shared));
+            shared.open_connections.fetch_add(1, Ordering::Relaxed);
+            let task = crate::dispatch::stream_task(Arc::clone(shared), conn, start(), guard, addr, open);
+            let task_size = std::mem::size_of_val(&task);
+            eprintln!("request loop {serve_size} B, stream loop {stream_size} B, stream task {task_size} B");
             assert!(serve_size <= 2048 && stream_size <= 1024, "{serve_size} / {stream_size}");
         });
     }
