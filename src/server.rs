@@ -2,8 +2,10 @@
 //!
 //! Two executors share the threads: `control` runs the accept loop and every request, `fanout`
 //! runs the streams (a connection moves there when its stream starts). Each thread drives both,
-//! taking turns of at most 200 tasks, so a producer's request waits for at most one turn of
-//! fan-out work, never for the whole fan-out of the previous update.
+//! taking turns of at most 200 tasks (smol's turn), requests first: `fanout.run(control.run(..))`
+//! polls the inner executor before its own tasks. A producer's request found by the reactor
+//! during a fan-out therefore waits for the rest of that one turn, never for the whole fan-out of
+//! the previous update.
 //!
 //! `Server::run_until(shutdown)` takes shutdown as an argument, as mini-redis does. When it
 //! completes the server drains: it stops accepting, tells every stream `shutting_down`, lets
@@ -137,7 +139,7 @@ impl Server {
                 let stopped = stopped.clone();
                 std::thread::Builder::new().name(format!("sse-progress-{i}")).spawn({
                     let fanout = Arc::clone(&fanout);
-                    move || smol::block_on(executor.run(fanout.run(stopped.recv())))
+                    move || smol::block_on(fanout.run(executor.run(stopped.recv())))
                 })
             })
             .collect::<io::Result<_>>()?;
@@ -156,7 +158,7 @@ impl Server {
                 Ok(())
             },
         );
-        let result = executor.run(fanout.run(main)).await;
+        let result = fanout.run(executor.run(main)).await;
         // Signal first, then close the listener: a client that sees the listener closed must also
         // see the shutdown on the connection it already has (a stream request there gets 503).
         shared.shutdown.trigger();
@@ -169,7 +171,7 @@ impl Server {
                 async_io::Timer::after(Duration::from_millis(10)).await;
             }
         };
-        executor.run(fanout.run(future::or(drained, shared.timers.run()))).await;
+        fanout.run(executor.run(future::or(drained, shared.timers.run()))).await;
         debug!(Ns::Server, "stopped with {} connections open", shared.open_connections.load(Ordering::Relaxed));
         drop(stop);
         for helper in helpers {

@@ -4,6 +4,7 @@ mod support;
 
 use std::process::Command;
 
+use sse_progress::Config;
 use support::*;
 
 #[test]
@@ -14,6 +15,7 @@ fn bench_reports_every_delivery_as_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
         .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "50", "--updates", "4"])
         .args(["--interval-ms", "20", "--sources", "127.0.0.1,127.0.0.2", "--server-pid", &pid, "--json"])
+        .args(["--threads", "3"]) // 50 viewers over 3 epoll threads: the shares are uneven
         .output()
         .expect("bench runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -22,6 +24,28 @@ fn bench_reports_every_delivery_as_json() {
     assert_eq!((report["delivered"].as_u64(), report["lost"].as_u64()), (Some(200), Some(0)), "{report}");
     assert!(report["latencyP50Us"].as_u64().unwrap() <= report["latencyP99Us"].as_u64().unwrap());
     assert!(report["memoryPerStreamBytes"].is_number() && report["cpuPerEventUs"].is_number(), "{report}");
+    for figure in ["cpuPerConnectUs", "toolCpuPerConnectUs", "toolCpuPerEventUs"] {
+        assert!(report[figure].is_number(), "{figure}: {report}");
+    }
+}
+
+#[test]
+fn bench_reports_refused_streams_and_fails() {
+    // Every subscribe is refused (401: the server wants a token): the tool says why, at once,
+    // and exits 1, instead of waiting out its connect deadline.
+    let server = start_server(Config { require_subscribe_token: true, connect_rate_per_client: 0, ..Config::default() });
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
+        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "20", "--updates", "2"])
+        .args(["--interval-ms", "10", "--threads", "2", "--json"])
+        .output()
+        .expect("bench runs");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(report["streamsHeld"], 0, "{report}");
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("answer: HTTP/1.1 401"), "{report}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "the tool waited for nothing");
 }
 
 #[test]

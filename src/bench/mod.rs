@@ -14,7 +14,7 @@ pub use stats::{cpu_seconds, percentile, rss_kib};
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::cli::{Flag, parse_flags};
@@ -243,33 +243,39 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
             "GET {subscribe_path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
             plan.url.authority
         ),
+        updates: plan.updates,
     };
 
     let rss_before = rss_kib(&plan.server_pids);
     let me = [std::process::id()];
     let (server_cpu_start, tool_cpu_start) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
-    let executor = Arc::new(smol::Executor::new());
-    let connected = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(smol::lock::Semaphore::new(plan.in_flight));
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
-    let threads: Vec<_> = (0..plan.threads)
-        .map(|_| {
-            let executor = Arc::clone(&executor);
-            let done = done_rx.clone();
-            std::thread::spawn(move || smol::block_on(executor.run(done.recv())))
-        })
-        .collect();
+    let progress = Arc::new(viewers::Progress::default());
     let started = Instant::now();
-    let tasks: Vec<smol::Task<viewers::Seen>> = (0..plan.streams)
-        .map(|i| {
-            let (target, gate, connected, stopped) =
-                (target.clone(), Arc::clone(&gate), Arc::clone(&connected), stopped.clone());
-            let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
-            let updates = plan.updates;
-            executor.spawn(async move { viewers::run(&target, source, &gate, &connected, updates, stopped).await })
+    // Viewer i runs on thread i % threads, so every thread's share spans every source address.
+    let threads: Vec<_> = (0..plan.threads)
+        .map(|t| {
+            let (target, progress, sources) = (target.clone(), Arc::clone(&progress), plan.sources.clone());
+            let count = plan.streams / plan.threads + usize::from(t < plan.streams % plan.threads);
+            let in_flight = plan.in_flight.div_ceil(plan.threads);
+            std::thread::spawn(move || {
+                let seen = viewers::run_share(&target, &sources, t, count, in_flight, &progress);
+                if seen.is_err() {
+                    progress.stop.store(true, Ordering::SeqCst);
+                }
+                seen
+            })
         })
         .collect();
+    // However this function returns, the viewer threads stop.
+    struct StopOnDrop(Arc<viewers::Progress>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.stop.store(true, Ordering::SeqCst);
+        }
+    }
+    let _stop = StopOnDrop(Arc::clone(&progress));
+    let connected = &progress.connected;
+    let all_finished = || progress.finished.load(Ordering::SeqCst) >= plan.streams;
 
     // Connect phase: until every stream started, or nothing moved for 10 s.
     let mut last = (0, Instant::now());
@@ -280,7 +286,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         }
         if n != last.0 {
             last = (n, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(10) || tasks.iter().all(|t| t.is_finished()) {
+        } else if last.1.elapsed() > Duration::from_secs(10) || all_finished() || progress.stop.load(Ordering::SeqCst) {
             break started.elapsed().as_secs_f64();
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -315,22 +321,23 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     let publish_seconds = publish_started.elapsed().as_secs_f64();
     // Let deliveries finish: until every viewer has all updates, or 5 s after the last publish.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
+    while Instant::now() < deadline && !all_finished() && !progress.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let (cpu_after, tool_cpu_after) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
-    drop(stop);
-    let seen: Vec<viewers::Seen> = smol::block_on(async {
-        let mut all = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            all.push(task.await);
-        }
-        all
-    });
-    drop(done_rx);
-    drop(done_tx);
+    progress.stop.store(true, Ordering::SeqCst);
+    let mut shares = Vec::with_capacity(plan.threads);
     for thread in threads {
-        let _ = thread.join();
+        let share = thread.join().map_err(|_| "a viewer thread panicked".to_owned())?;
+        shares.push(share.map_err(|e| format!("viewers: {e}"))?);
+    }
+    // Back into viewer order (viewer i was the (i / threads)-th of thread i % threads).
+    let mut seen: Vec<viewers::Seen> = Vec::with_capacity(plan.streams);
+    let mut shares: Vec<_> = shares.into_iter().map(Vec::into_iter).collect();
+    for i in 0..plan.streams {
+        if let Some(s) = shares[i % plan.threads].next() {
+            seen.push(s);
+        }
     }
 
     let mut latencies: Vec<u64> = seen.iter().flat_map(|s| s.latencies.iter().map(|&l| u64::from(l))).collect();

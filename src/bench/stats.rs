@@ -11,6 +11,9 @@ pub fn percentile(sorted: &[u64], q: f64) -> u64 {
 
 /// Resident memory of the processes, in KiB (the sum of `VmRSS` in `/proc/PID/status`).
 pub fn rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
     let mut total = 0;
     for pid in pids {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -24,6 +27,9 @@ pub fn rss_kib(pids: &[u32]) -> Option<u64> {
 pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
     const TICKS: f64 = 100.0;
+    if pids.is_empty() {
+        return None;
+    }
     let mut total = 0.0;
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -55,5 +61,6 @@ mod tests {
         assert!(rss_kib(&me).unwrap() > 0);
         assert!(cpu_seconds(&me).unwrap() >= 0.0);
         assert!(rss_kib(&[u32::MAX]).is_none());
+        assert!(rss_kib(&[]).is_none() && cpu_seconds(&[]).is_none(), "no pid, no figure");
     }
 }

@@ -1,18 +1,23 @@
-//! The load tool's viewers: many streams in one process, each counting the updates it receives
-//! and how long each took from the publisher's clock to its socket.
+//! The load tool's viewers: many streams per thread on one level-triggered epoll, one `recv` per
+//! readiness.
+//!
+//! The tool must cost less per event than the server it measures, or the latencies it reports
+//! are its own lag. So viewers are not async tasks: async-io re-arms a one-shot registration
+//! before every wait (an `epoll_ctl` per event) and finds out with a failed read that a socket is
+//! drained, and a task per viewer also pays a wake-up and a poll. Here each event costs the
+//! `recv` that fetches it and a share of one `epoll_wait`.
 //!
 //! A viewer does not decode events: it scans the bytes for the publisher's marker
 //! `@bench:<index>:<send time in µs>@`, which appears once in every event of an update whether
 //! the server is sse-progress (inside the task JSON's `message`) or a peer such as nchan (the
-//! bare message). That keeps the tool cheap enough that it is not what is being measured.
+//! bare message).
 
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_io::Async;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use rustix::event::epoll;
 
 /// Microseconds since the Unix epoch, the clock both publisher and viewers read.
 pub fn now_micros() -> u64 {
@@ -44,105 +49,195 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The request head to send (a GET with headers, ending in a blank line).
     pub request: String,
+    /// Updates each viewer waits for.
+    pub updates: usize,
 }
 
-/// Opens a socket from `source` (any port) to `addr`.
-async fn connect_from(source: Option<IpAddr>, addr: SocketAddr) -> io::Result<Async<TcpStream>> {
-    let Some(source) = source else {
-        return Async::<TcpStream>::connect(addr).await;
-    };
+/// What the threads of one run share.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Viewers whose stream started.
+    pub connected: AtomicUsize,
+    /// Viewers done: all updates seen, or failed.
+    pub finished: AtomicUsize,
+    /// Set by the driver to end every viewer now.
+    pub stop: AtomicBool,
+}
+
+/// Where one viewer is.
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Head,
+    Body,
+    Done,
+}
+
+#[derive(Debug)]
+struct Viewer {
+    socket: Option<TcpStream>,
+    phase: Phase,
+    buf: Vec<u8>,
+    seen: Seen,
+    last_index: Option<usize>,
+}
+
+/// Runs `count` viewers on this thread, at most `in_flight` of them connecting at once, the
+/// `k`-th from `sources[(first + k) % len]` (any port). Returns what each saw, in order.
+pub fn run_share(
+    target: &Target,
+    sources: &[IpAddr],
+    first: usize,
+    count: usize,
+    in_flight: usize,
+    progress: &Progress,
+) -> io::Result<Vec<Seen>> {
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    let mut viewers: Vec<Viewer> = (0..count)
+        .map(|_| Viewer {
+            socket: None,
+            phase: Phase::Connecting,
+            buf: Vec::new(),
+            seen: Seen::default(),
+            last_index: None,
+        })
+        .collect();
+    let (mut next, mut connecting, mut done) = (0, 0, 0);
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let tick = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+    while done < count && !progress.stop.load(Ordering::Relaxed) {
+        while connecting < in_flight.max(1) && next < count {
+            let source = (!sources.is_empty()).then(|| sources[(first + next) % sources.len()]);
+            let viewer = &mut viewers[next];
+            match start_connect(source, target.addr) {
+                Ok(socket) => {
+                    epoll::add(&epoll, &socket, epoll::EventData::new_u64(next as u64), epoll::EventFlags::OUT)?;
+                    viewer.socket = Some(socket);
+                    connecting += 1;
+                }
+                Err(e) => {
+                    viewer.fail(format!("connect: {e}"));
+                    done += 1;
+                }
+            }
+            next += 1;
+        }
+        events.clear();
+        match epoll::wait(&epoll, rustix::buffer::spare_capacity(&mut events), Some(&tick)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        for event in &events {
+            let index = event.data.u64() as usize;
+            let viewer = &mut viewers[index];
+            let was = (viewer.phase == Phase::Connecting || viewer.phase == Phase::Head, viewer.phase == Phase::Done);
+            match viewer.phase {
+                Phase::Connecting => viewer.connected_socket(&epoll, index, target),
+                Phase::Head | Phase::Body => viewer.readable(&mut chunk, target.updates, progress),
+                Phase::Done => {}
+            }
+            let now = (viewer.phase == Phase::Connecting || viewer.phase == Phase::Head, viewer.phase == Phase::Done);
+            if was.0 && !now.0 {
+                connecting -= 1;
+            }
+            if !was.1 && now.1 {
+                done += 1;
+                progress.finished.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(viewers.into_iter().map(|v| v.seen).collect())
+}
+
+/// A non-blocking socket from `source` (any port) whose connect to `addr` is under way.
+fn start_connect(source: Option<IpAddr>, addr: SocketAddr) -> io::Result<TcpStream> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)?;
-    rustix::net::bind(&fd, &SocketAddr::new(source, 0))?;
+    sockopt::set_tcp_nodelay(&fd, true)?;
+    if let Some(source) = source {
+        rustix::net::bind(&fd, &SocketAddr::new(source, 0))?;
+    }
     match rustix::net::connect(&fd, &addr) {
-        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
-        Err(e) => return Err(e.into()),
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
+        Err(e) => Err(e.into()),
     }
-    let stream = Async::new(TcpStream::from(fd))?;
-    stream.writable().await?;
-    if let Some(e) = stream.get_ref().take_error()? {
-        return Err(e);
-    }
-    let _ = sockopt::set_tcp_nodelay(stream.get_ref(), true);
-    Ok(stream)
 }
 
-/// One viewer: connects (holding a `gate` permit while it does), counts itself in `connected`,
-/// then reads until it has `updates` updates or `stop` closes.
-pub async fn run(
-    target: &Target,
-    source: Option<IpAddr>,
-    gate: &smol::lock::Semaphore,
-    connected: &AtomicUsize,
-    updates: usize,
-    stop: smol::channel::Receiver<()>,
-) -> Seen {
-    let mut seen = Seen::default();
-    let permit = gate.acquire().await;
-    let stream = match connect_from(source, target.addr).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            seen.error = Some(format!("connect: {e}"));
-            return seen;
-        }
-    };
-    let mut stream = stream;
-    if let Err(e) = stream.write_all(target.request.as_bytes()).await {
-        seen.error = Some(format!("request: {e}"));
-        return seen;
+impl Viewer {
+    fn fail(&mut self, why: String) {
+        self.seen.error = Some(why);
+        self.close();
     }
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 4096];
-    // The head: wait for its end, check the status.
-    let body_start = loop {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => {
-                seen.error = Some("closed before the response head".into());
-                return seen;
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-        if buf.len() > 16 * 1024 {
-            seen.error = Some("response head too long".into());
-            return seen;
-        }
-    };
-    if !buf.starts_with(b"HTTP/1.1 200") && !buf.starts_with(b"HTTP/1.0 200") {
-        let line =
-            String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == b'\r').unwrap_or(buf.len())]).into_owned();
-        seen.error = Some(format!("answer: {line}"));
-        return seen;
+
+    /// Ends the viewer; closing the socket also takes it out of the epoll set.
+    fn close(&mut self) {
+        self.socket = None;
+        self.buf = Vec::new();
+        self.phase = Phase::Done;
     }
-    seen.connected = true;
-    connected.fetch_add(1, Ordering::SeqCst);
-    drop(permit);
-    buf.drain(..body_start);
-    let mut last_index: Option<usize> = None;
-    loop {
-        scan(&mut buf, &mut seen, &mut last_index);
-        if seen.updates >= updates {
-            return seen;
-        }
-        let read = async { Some(stream.read(&mut chunk).await) };
-        let stopped = async {
-            let _ = stop.recv().await;
-            None
+
+    /// The connect finished (or failed): send the request and wait for the answer.
+    fn connected_socket(&mut self, epoll: &impl std::os::fd::AsFd, index: usize, target: &Target) {
+        let Some(socket) = &self.socket else { return };
+        let result = match socket.take_error() {
+            Ok(None) => (|| {
+                let sent = (&*socket).write(target.request.as_bytes())?;
+                if sent < target.request.len() {
+                    return Err(io::Error::other("the request did not go out whole"));
+                }
+                epoll::modify(epoll, socket, epoll::EventData::new_u64(index as u64), epoll::EventFlags::IN)?;
+                Ok(())
+            })(),
+            Ok(Some(e)) | Err(e) => Err(e),
         };
-        match smol::future::or(read, stopped).await {
-            Some(Ok(0)) => {
-                seen.error = Some("the server closed the stream".into());
-                return seen;
+        match result {
+            Ok(()) => self.phase = Phase::Head,
+            Err(e) => {
+                self.seen.error = Some(format!("connect: {e}"));
+                self.close();
             }
-            Some(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-            Some(Err(e)) => {
-                seen.error = Some(format!("read: {e}"));
-                return seen;
+        }
+    }
+
+    /// One `recv`, then whatever it completed.
+    fn readable(&mut self, chunk: &mut [u8], updates: usize, progress: &Progress) {
+        let Some(socket) = &self.socket else { return };
+        let n = match (&*socket).read(chunk) {
+            Ok(0) => {
+                let why = if self.phase == Phase::Head {
+                    "closed before the response head"
+                } else {
+                    "the server closed the stream"
+                };
+                return self.fail(why.into());
             }
-            None => return seen,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => return,
+            Err(e) => return self.fail(format!("read: {e}")),
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        if self.phase == Phase::Head {
+            let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                if self.buf.len() > 16 * 1024 {
+                    self.fail("response head too long".into());
+                }
+                return;
+            };
+            if !self.buf.starts_with(b"HTTP/1.1 200") && !self.buf.starts_with(b"HTTP/1.0 200") {
+                let line = self.buf.iter().position(|&b| b == b'\r').unwrap_or(self.buf.len());
+                let line = String::from_utf8_lossy(&self.buf[..line]).into_owned();
+                return self.fail(format!("answer: {line}"));
+            }
+            self.seen.connected = true;
+            progress.connected.fetch_add(1, Ordering::SeqCst);
+            self.buf.drain(..end + 4);
+            self.phase = Phase::Body;
+        }
+        scan(&mut self.buf, &mut self.seen, &mut self.last_index);
+        if self.seen.updates >= updates {
+            self.close();
         }
     }
 }
