@@ -54,6 +54,17 @@ fn bench_request(c: &mut Criterion) {
         })
     });
 
+    // The floor under `stream_get`: httparse alone on the same bytes, nothing kept or routed.
+    group.bench_function("httparse_alone_stream_get", |b| {
+        b.iter(|| {
+            let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
+            let mut parsed = httparse::Request::new(&mut []);
+            let status = parsed.parse_with_uninit_headers(black_box(STREAM_GET), &mut headers).unwrap();
+            assert!(status.is_complete());
+            black_box((parsed.path, parsed.headers.len(), parsed.headers.last().map(|h| h.value.len())))
+        })
+    });
+
     let (_, head) = parse(PATCH_UPDATE).unwrap().unwrap();
     group.throughput(Throughput::Bytes(head as u64));
     group.bench_function("patch_update", |b| {

@@ -33,7 +33,8 @@ fn bench_reports_every_delivery_as_json() {
 fn bench_reports_refused_streams_and_fails() {
     // Every subscribe is refused (401: the server wants a token): the tool says why, at once,
     // and exits 1, instead of waiting out its connect deadline.
-    let server = start_server(Config { require_subscribe_token: true, connect_rate_per_client: 0, ..Config::default() });
+    let server =
+        start_server(Config { require_subscribe_token: true, connect_rate_per_client: 0, ..Config::default() });
     let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
         .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "20", "--updates", "2"])

@@ -5,6 +5,8 @@
 //! reading), bad bytes (400), too many bytes (431). The head is copied out of the read buffer
 //! into a small owned [`Request`] so the buffer can be released once a stream starts.
 
+use std::borrow::Cow;
+
 use super::HttpError;
 
 /// Longest request head (request line and headers), in bytes.
@@ -236,7 +238,7 @@ impl Request {
     }
 
     /// The value of query parameter `name`, percent-decoded; `None` if absent or not UTF-8.
-    pub fn query_param(&self, name: &str) -> Option<String> {
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
         let query = self.query()?;
         query.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -245,9 +247,13 @@ impl Request {
     }
 }
 
-/// Decodes `%XX` escapes and `+` as space; `None` for bad escapes or non-UTF-8 results.
-pub fn percent_decode(text: &str) -> Option<String> {
+/// Decodes `%XX` escapes and `+` as space; `None` for bad escapes or non-UTF-8 results. Text
+/// without either (a token, usually) is handed back as it is, without an allocation.
+pub fn percent_decode(text: &str) -> Option<Cow<'_, str>> {
     let bytes = text.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return Some(Cow::Borrowed(text));
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -268,7 +274,7 @@ pub fn percent_decode(text: &str) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]
