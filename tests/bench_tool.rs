@@ -59,3 +59,41 @@ fn bench_refuses_addresses_off_this_machine() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+#[test]
+fn bench_publishes_as_fast_as_its_producers_go() {
+    // 4 keep-alive producers, one request in flight each: every update is answered, and every
+    // delivery is counted or reported lost (a viewer that falls behind may skip to the newest).
+    let server = start_default();
+    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
+        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "10", "--updates", "400"])
+        .args(["--producers", "4", "--json"])
+        .output()
+        .expect("bench runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let (delivered, lost) = (report["delivered"].as_u64().unwrap(), report["lost"].as_u64().unwrap());
+    assert_eq!(delivered + lost, 4000, "{report}");
+    assert!(delivered >= 10, "every viewer got at least the newest update: {report}");
+    assert!(report["publishRatePerSec"].as_f64().unwrap() > 0.0, "{report}");
+}
+
+#[test]
+fn bench_stops_when_publishing_is_refused() {
+    let server =
+        start_server(Config { publish_token: Some("right".into()), connect_rate_per_client: 0, ..Config::default() });
+    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
+        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "2", "--updates", "10"])
+        .args(["--producers", "2", "--token", "right"])
+        .output()
+        .expect("bench runs");
+    assert!(out.status.success(), "the right token publishes: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
+        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "2", "--updates", "10"])
+        .args(["--producers", "2", "--token", "wrong"])
+        .output()
+        .expect("bench runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("401") || stderr.contains("403"), "{stderr}");
+}

@@ -7,6 +7,7 @@
 //! `--peer nchan` drives an nginx-nchan server with the same method, so both are measured by
 //! the same code in the same run.
 
+mod producers;
 mod stats;
 mod viewers;
 
@@ -41,7 +42,8 @@ Options:
   --task ID                 the task to watch [default: bench-<random>]
   --token TOKEN             publish token (sse-progress)
   --threads N               the tool's own threads [default: 1]
-  --producers N             publish over N keep-alive connections as fast as they go (ignores
+  --producers N             publish over N keep-alive connections as fast as they go, one
+                            request in flight on each, all on one thread (ignores
                             --interval-ms); reports updates per second [default: 1, paced]
   --json                    print one JSON line instead of the table
 ";
@@ -143,6 +145,9 @@ pub struct Report {
     pub tool_cpu_per_connect_us: Option<f64>,
     /// This tool's own CPU per delivered event, µs.
     pub tool_cpu_per_event_us: Option<f64>,
+    /// Server CPU per published update over the publish phase, µs: the request, and the
+    /// fan-out of that update to every viewer that took it.
+    pub cpu_per_update_us: Option<f64>,
     /// The first few viewer errors.
     pub errors: Vec<String>,
 }
@@ -302,21 +307,16 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     let mut round_trips = if plan.producers <= 1 {
         publish_range(&mut publisher, plan, 0..plan.updates, plan.interval)?
     } else {
-        let chunks: Vec<_> = (0..plan.producers)
-            .map(|p| {
-                let (plan, range) = (plan.clone(), (p..plan.updates).step_by(plan.producers));
-                std::thread::spawn(move || -> Result<Vec<u64>, String> {
-                    let mut client = Client::connect(&plan.url, plan.token.clone(), Duration::from_secs(10))
-                        .map_err(|e| format!("producer: {e}"))?;
-                    publish_range(&mut client, &plan, range, Duration::ZERO)
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(plan.updates);
-        for chunk in chunks {
-            all.extend(chunk.join().map_err(|_| "a producer thread panicked".to_owned())??);
-        }
-        all
+        let request = |index: usize| {
+            let (method, path, body) = update(plan, index);
+            let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", plan.url.base, plan.url.authority);
+            if let Some(token) = &plan.token {
+                head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+            }
+            head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+            head.into_bytes()
+        };
+        producers::run(plan.url.addr, plan.producers, plan.updates, request, Duration::from_secs(120))?
     };
     let publish_seconds = publish_started.elapsed().as_secs_f64();
     // Let deliveries finish: until every viewer has all updates, or 5 s after the last publish.
@@ -380,6 +380,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         cpu_per_connect_us: per(server_cpu_start, server_cpu_connected, held),
         tool_cpu_per_connect_us: per(tool_cpu_start, tool_cpu_connected, held),
         tool_cpu_per_event_us: per(tool_cpu_before, tool_cpu_after, delivered),
+        cpu_per_update_us: per(cpu_before, cpu_after, plan.updates),
         errors,
     })
 }
@@ -394,15 +395,7 @@ fn publish_range(
     let mut round_trips = Vec::new();
     for index in indexes {
         let tick = Instant::now();
-        let message = viewers::marker(index, viewers::now_micros());
-        let (method, path, body) = match plan.peer {
-            Peer::SseProgress => {
-                let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;
-                let body = serde_json::json!({ "progress": progress, "message": message }).to_string();
-                ("PATCH", format!("/api/brand-monitor/tasks/{}", plan.task), body)
-            }
-            Peer::Nchan => ("POST", format!("/pub?id={}", plan.task), message),
-        };
+        let (method, path, body) = update(plan, index);
         let sent = Instant::now();
         let reply = client.request(method, &path, Some(&body)).map_err(|e| format!("publish: {e}"))?;
         round_trips.push(sent.elapsed().as_micros() as u64);
@@ -416,6 +409,19 @@ fn publish_range(
     Ok(round_trips)
 }
 
+/// The request publishing update `index`, with the send time in its marker.
+fn update(plan: &Plan, index: usize) -> (&'static str, String, String) {
+    let message = viewers::marker(index, viewers::now_micros());
+    match plan.peer {
+        Peer::SseProgress => {
+            let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;
+            let body = serde_json::json!({ "progress": progress, "message": message }).to_string();
+            ("PATCH", format!("/api/brand-monitor/tasks/{}", plan.task), body)
+        }
+        Peer::Nchan => ("POST", format!("/pub?id={}", plan.task), message),
+    }
+}
+
 fn print_table(r: &Report) {
     let opt = |v: Option<f64>, unit: &str| v.map_or("n/a (no --server-pid)".to_owned(), |v| format!("{v:.1} {unit}"));
     println!("peer                     {}", r.peer);
@@ -424,6 +430,7 @@ fn print_table(r: &Report) {
     println!("server memory per stream {}", opt(r.memory_per_stream_bytes, "bytes"));
     println!("server CPU per event     {}", opt(r.cpu_per_event_us, "µs"));
     println!("server CPU per connect   {}", opt(r.cpu_per_connect_us, "µs"));
+    println!("server CPU per update    {}", opt(r.cpu_per_update_us, "µs"));
     println!(
         "tool CPU per connect     {} (per event {})",
         opt(r.tool_cpu_per_connect_us, "µs"),
