@@ -16,7 +16,7 @@ use crate::auth::bearer_matches;
 use crate::connections::StreamGuard;
 use crate::debug;
 use crate::http::HttpError;
-use crate::http::conn::Conn;
+use crate::http::conn::{Conn, write_now};
 use crate::http::request::{BodyKind, Method, Request};
 use crate::http::response::Response;
 use crate::http::router::{Route, route};
@@ -24,6 +24,7 @@ use crate::log::Ns;
 use crate::routes::{cors, health, index, progress, tasks};
 use crate::server::{OpenGuard, Shared};
 use crate::sse::stream::{self, End, Start};
+use crate::sse::topic::{self, HeldWakes};
 
 /// Serves one accepted connection until it closes (or until it becomes a stream, which moves to
 /// the fan-out executor with the connection).
@@ -173,6 +174,7 @@ impl From<bool> for Flow {
 async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow {
     let head_only = request.method == Method::Head;
     let mut body_read = false;
+    let mut held: Option<HeldWakes> = None;
     let route = route(request.path());
     // CORS headers go on every answer of the stream route, errors included, so a page on another
     // origin can read why it was refused.
@@ -228,7 +230,9 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                     return Flow::Linger;
                 }
             };
-            producer(shared, &request, &body, route)
+            let (response, wakes) = topic::holding_wakes(|| producer(shared, &request, &body, route));
+            held = Some(wakes);
+            response
         }
     };
     let response = match cors_headers {
@@ -239,7 +243,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
     let keep_alive =
         request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered();
     debug!(Ns::Http, "{:?} {} {}", request.method, request.path(), response.status);
-    let kept = write(shared, conn, &response, head_only, keep_alive).await;
+    let kept = write_waking(shared, conn, &response, head_only, keep_alive, held).await;
     if !kept && request.body != BodyKind::None && !body_read { Flow::Linger } else { kept.into() }
 }
 
@@ -256,8 +260,30 @@ fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -
 
 /// Writes an answer; true when the connection goes on.
 async fn write(shared: &Shared, conn: &Conn, response: &Response, head_only: bool, keep_alive: bool) -> bool {
+    write_waking(shared, conn, response, head_only, keep_alive, None).await
+}
+
+/// Writes an answer, then wakes the viewers `held` back while it was made: right after the first
+/// attempt at the write, so the producer's answer is on its way before the fan-out starts, and a
+/// producer that does not read its answers never holds the fan-out back.
+async fn write_waking(
+    shared: &Shared,
+    conn: &Conn,
+    response: &Response,
+    head_only: bool,
+    keep_alive: bool,
+    held: Option<HeldWakes>,
+) -> bool {
     let mut out = Vec::with_capacity(256 + response.body.len());
     response.write_to(&mut out, head_only, keep_alive);
-    let deadline = Instant::now() + shared.config.idle_timeout;
-    conn.write_all(&out, &shared.timers, deadline).await.is_ok() && keep_alive
+    let written = write_now(conn.stream(), &out);
+    drop(held);
+    match written {
+        Ok(n) if n == out.len() => keep_alive,
+        Ok(n) => {
+            let deadline = Instant::now() + shared.config.idle_timeout;
+            conn.write_all(&out[n..], &shared.timers, deadline).await.is_ok() && keep_alive
+        }
+        Err(_) => false,
+    }
 }

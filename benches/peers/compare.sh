@@ -3,15 +3,38 @@
 #
 #   benches/peers/compare.sh [N ...]        (default N: 1000 10000 19000)
 #
-# Each server is pinned to core 0 and runs one thread/worker; the load tool is pinned to core 1.
-# For each N and each peer: N streams on one fresh task, 20 updates 200 ms apart. Each run uses
-# its own 127.0.0.x source addresses so TIME_WAIT ports of the previous run do not run out.
-# Prints one JSON line per run (also kept in target/bench-compare.jsonl) and a Markdown table.
-# Installs nginx with nchan from Debian if missing. Talks only to 127.0.0.1; stops by itself.
+# Environment:
+#   REPEAT=3        runs per (N, peer), alternating the peers; the table shows medians
+#   CORES=one       each server pinned to core 0 with one thread/worker, the tool (one thread)
+#                   on core 1: the comparison issue 4 defines
+#   CORES=both      nothing pinned: each server on two threads/workers, the tool on two threads,
+#                   all sharing both cores
+#   BUSY=1          the tool's viewer threads poll without sleeping (`bench --busy-poll`; with
+#                   CORES=one only): on loopback a sleeping viewer thread makes every server send
+#                   pay for waking it (an IPI), which a server never pays for remote clients
+#
+# For each N and each peer: N streams on one fresh task, 20 updates 200 ms apart. Both servers
+# are restarted for every run, so memory per stream is the growth of a fresh process, and each
+# run uses its own 127.0.x.y source addresses so TIME_WAIT ports of an earlier run never run out.
+# Prints one JSON line per run (kept in target/bench-compare-$CORES[-busy].jsonl) and a Markdown table
+# of medians. Installs nginx with nchan from Debian if missing. Talks only to 127.0.0.1; stops
+# by itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 19000)
+repeat=${REPEAT:-3}
+cores=${CORES:-one}
+case "$cores" in
+  one) pin_server="taskset -c 0"; pin_tool="taskset -c 1"; threads=1 ;;
+  both) pin_server=""; pin_tool=""; threads=2 ;;
+  *) echo "CORES must be one or both" >&2; exit 2 ;;
+esac
+busy=""
+if [ "${BUSY:-0}" = 1 ]; then
+  [ "$cores" = one ] || { echo "BUSY=1 needs CORES=one (the tool would take the server's core)" >&2; exit 2; }
+  busy=--busy-poll
+fi
 
 if [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -21,26 +44,29 @@ fi
 cargo build --release --quiet
 bin=target/release/sse-progress
 work=$(mktemp -d)
+sed "s/^worker_processes 1;.*/worker_processes $threads;/" benches/peers/nchan.conf >"$work/nchan.conf"
 pids=()
 cleanup() { stop_servers; rm -rf "$work"; }
 trap cleanup EXIT
 
-# Both servers start fresh for every N, so memory per stream is not flattered by memory the
-# previous run left in the allocator.
-start_servers() {
+start_server() { # peer
   stop_servers
-  taskset -c 0 nginx -p "$work" -c "$PWD/benches/peers/nchan.conf" &
-  nginx_master=$!
-  taskset -c 0 "$bin" serve --listen 127.0.0.1:18401 --threads 1 --connect-rate-per-client 0 \
-    --max-streams-per-client 0 2>"$work/sse.log" &
-  sse=$!
-  pids=("$nginx_master" "$sse")
-  for _ in $(seq 50); do
-    curl -sf -o /dev/null http://127.0.0.1:18401/api/brand-monitor/health && \
-      curl -s -o /dev/null -X POST 'http://127.0.0.1:18400/pub?id=warmup' -d x && break
-    sleep 0.1
-  done
-  nginx_pids=$(echo "$nginx_master" $(pgrep -P "$nginx_master") | tr ' ' ',')
+  if [ "$1" = nchan ]; then
+    $pin_server nginx -p "$work" -c "$work/nchan.conf" &
+    server=$!
+    pids=("$server")
+    url=http://127.0.0.1:18400
+    for _ in $(seq 50); do curl -s -o /dev/null -X POST "$url/pub?id=warmup" -d x && break; sleep 0.1; done
+    spids=$(echo "$server" $(pgrep -P "$server") | tr ' ' ',')
+  else
+    $pin_server "$bin" serve --listen 127.0.0.1:18401 --threads "$threads" --connect-rate-per-client 0 \
+      --max-streams-per-client 0 2>"$work/sse.log" &
+    server=$!
+    pids=("$server")
+    url=http://127.0.0.1:18401
+    for _ in $(seq 50); do curl -sf -o /dev/null "$url/api/brand-monitor/health" && break; sleep 0.1; done
+    spids=$server
+  fi
 }
 stop_servers() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -48,34 +74,45 @@ stop_servers() {
   pids=()
 }
 
-out=target/bench-compare.jsonl
+out=target/bench-compare-$cores${busy:+-busy}.jsonl
 : >"$out"
 run=0
 for n in "${sizes[@]}"; do
-  start_servers
-  for peer in nchan sse-progress; do
-    run=$((run + 1))
-    sources=$(for i in 1 2 3 4; do printf '127.0.%d.%d,' "$run" "$i"; done)
-    if [ "$peer" = nchan ]; then url=http://127.0.0.1:18400; spids=$nginx_pids; else url=http://127.0.0.1:18401; spids=$sse; fi
-    taskset -c 1 "$bin" bench --peer "$peer" --url "$url" --streams "$n" --updates 20 --interval-ms 200 \
-      --sources "${sources%,}" --server-pid "$spids" --json | tee -a "$out" \
-      || echo "{\"peer\":\"$peer\",\"streams\":$n,\"failed\":true}" | tee -a "$out"
-    sleep 2 # let the server close the old streams before the next run
+  for r in $(seq "$repeat"); do
+    for peer in nchan sse-progress; do
+      run=$((run + 1))
+      start_server "$peer"
+      sources=$(for i in 1 2 3 4; do printf '127.%d.%d.%d,' $((run / 250 + 1)) $((run % 250)) "$i"; done)
+      $pin_tool "$bin" bench --peer "$peer" --url "$url" --streams "$n" --updates 20 --interval-ms 200 \
+        --sources "${sources%,}" --server-pid "$spids" --threads "$threads" $busy --json | tee -a "$out" \
+        || echo "{\"peer\":\"$peer\",\"streams\":$n,\"failed\":true}" | tee -a "$out"
+    done
   done
 done
+stop_servers
 
-python3 - "$out" <<'PY'
-import json, sys
+python3 - "$out" "$cores${busy:+, BUSY=1}" "$repeat" <<'PY'
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print()
-print("| peer | N | held | connect s | memory/stream | CPU/event | p50 ms | p99 ms | max ms | lost | publish p50 / max ms |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print(f"CORES={sys.argv[2]}, medians of {sys.argv[3]} runs per row (failed runs: "
+      f"{sum(1 for r in rows if r.get('failed'))})")
+print()
+print("| peer | N | held | connect s | server CPU/connect | memory/stream | CPU/event | tool CPU/event "
+      "| p50 ms | p99 ms | max ms | lost | publish p50 / max ms |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+groups = {}
 for r in rows:
-    if r.get("failed"):
-        print(f"| {r['peer']} | {r['streams']} | run failed (see the log above) | | | | | | | | |")
-        continue
-    mem = r.get("memoryPerStreamBytes"); cpu = r.get("cpuPerEventUs")
-    print(f"| {r['peer']} | {r['streams']} | {r['streamsHeld']} | {r['connectSeconds']:.2f} | "
-          f"{mem/1024:.2f} KiB | {cpu:.1f} µs | {r['latencyP50Us']/1000:.1f} | {r['latencyP99Us']/1000:.1f} | "
-          f"{r['latencyMaxUs']/1000:.1f} | {r['lost']} | {r['publishP50Us']/1000:.2f} / {r['publishMaxUs']/1000:.2f} |")
+    if not r.get("failed"):
+        groups.setdefault((r["streams"], r["peer"]), []).append(r)
+def med(rs, key, scale=1.0):
+    vals = [r[key] for r in rs if r.get(key) is not None]
+    return statistics.median(vals) / scale if vals else float("nan")
+for (n, peer), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "nchan")):
+    print(f"| {peer} | {n} | {min(r['streamsHeld'] for r in rs)} | {med(rs, 'connectSeconds'):.2f} | "
+          f"{med(rs, 'cpuPerConnectUs'):.0f} µs | {med(rs, 'memoryPerStreamBytes', 1024):.2f} KiB | "
+          f"{med(rs, 'cpuPerEventUs'):.1f} µs | {med(rs, 'toolCpuPerEventUs'):.1f} µs | "
+          f"{med(rs, 'latencyP50Us', 1000):.1f} | {med(rs, 'latencyP99Us', 1000):.1f} | "
+          f"{med(rs, 'latencyMaxUs', 1000):.1f} | {max(r['lost'] for r in rs)} | "
+          f"{med(rs, 'publishP50Us', 1000):.2f} / {med(rs, 'publishMaxUs', 1000):.2f} |")
 PY

@@ -45,6 +45,9 @@ Options:
   --producers N             publish over N keep-alive connections as fast as they go, one
                             request in flight on each, all on one thread (ignores
                             --interval-ms); reports updates per second [default: 1, paced]
+  --busy-poll               viewer threads poll without sleeping, each taking a whole core: on
+                            loopback a sleeping viewer thread makes every server send pay for
+                            waking it, a cost a server never pays for clients on other hosts
   --json                    print one JSON line instead of the table
 ";
 
@@ -62,6 +65,7 @@ const FLAGS: &[Flag] = &[
     Flag { name: "threads", value: Some("N"), help: "", repeatable: false },
     Flag { name: "json", value: None, help: "", repeatable: false },
     Flag { name: "producers", value: Some("N"), help: "", repeatable: false },
+    Flag { name: "busy-poll", value: None, help: "", repeatable: false },
 ];
 
 /// The server's protocol.
@@ -100,6 +104,8 @@ pub struct Plan {
     pub threads: usize,
     /// Keep-alive producer connections; more than 1 publishes as fast as they go.
     pub producers: usize,
+    /// Viewer threads poll without sleeping.
+    pub busy_poll: bool,
 }
 
 /// The measured figures.
@@ -221,6 +227,7 @@ fn parse(args: &[String]) -> Result<(Plan, bool), String> {
         token: flags.get("token").cloned(),
         threads: num("threads", 1)?.clamp(1, 64),
         producers: num("producers", 1)?.clamp(1, 256),
+        busy_poll: flags.contains_key("busy-poll"),
     };
     Ok((plan, flags.contains_key("json")))
 }
@@ -249,6 +256,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
             plan.url.authority
         ),
         updates: plan.updates,
+        busy_poll: plan.busy_poll,
     };
 
     let rss_before = rss_kib(&plan.server_pids);

@@ -51,6 +51,8 @@ pub struct Target {
     pub request: String,
     /// Updates each viewer waits for.
     pub updates: usize,
+    /// Poll without sleeping (see `--busy-poll`).
+    pub busy_poll: bool,
 }
 
 /// What the threads of one run share.
@@ -105,7 +107,7 @@ pub fn run_share(
     let (mut next, mut connecting, mut done) = (0, 0, 0);
     let mut events: Vec<epoll::Event> = Vec::with_capacity(1024);
     let mut chunk = vec![0u8; 64 * 1024];
-    let tick = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+    let tick = rustix::event::Timespec { tv_sec: 0, tv_nsec: if target.busy_poll { 0 } else { 20_000_000 } };
     while done < count && !progress.stop.load(Ordering::Relaxed) {
         while connecting < in_flight.max(1) && next < count {
             let source = (!sources.is_empty()).then(|| sources[(first + next) % sources.len()]);
