@@ -96,22 +96,11 @@ fn serve_requests(
     })
 }
 
-/// The task a stream runs as on the fan-out executor: its size is most of an idle stream's memory
-/// (`server::tests::connection_futures_stay_small` keeps it in sight).
-pub(crate) fn stream_task(
-    shared: Arc<Shared>,
-    conn: Conn,
-    start: Start,
-    guard: StreamGuard,
-    peer: SocketAddr,
-    open: OpenGuard,
-) -> impl Future<Output = ()> + Send + 'static {
-    run_stream(shared, conn, start, guard, peer, open)
-}
-
-/// A stream on the fan-out executor; if it finishes cleanly on a kept-alive connection, the
-/// connection goes on serving requests there.
-async fn run_stream(
+/// A stream, as a task of its own on the fan-out executor; if it finishes cleanly on a kept-alive
+/// connection, the connection goes on serving requests there. Its future is most of an idle
+/// stream's memory (`server::tests::connection_futures_stay_small` keeps it in sight), so nothing
+/// wraps it in another async fn, which would store it twice.
+pub(crate) async fn stream_task(
     shared: Arc<Shared>,
     mut conn: Conn,
     start: Start,

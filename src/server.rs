@@ -2,7 +2,7 @@
 //!
 //! Two executors share the threads: `control` runs the accept loop and every request, `fanout`
 //! runs the streams (a connection moves there when its stream starts). Each thread drives both
-//! in turns ([`drive`]): every ready request, then at most [`FANOUT_TURN`] stream tasks, then the
+//! in turns (`drive`): the ready requests (up to 256), then at most `FANOUT_TURN` stream tasks, then the
 //! reactor. A producer's request that arrives during a fan-out therefore waits for the rest of
 //! one short turn (64 viewer writes, well under a millisecond), never for the fan-out of the
 //! previous update, and smol's own turns of 200 tasks per executor do not add up in front of it.
@@ -187,7 +187,7 @@ impl Server {
 /// Most requests run in one turn before the fan-out gets the thread again.
 const CONTROL_TURN: usize = 256;
 /// Most stream tasks run in one turn before requests and the reactor get the thread again.
-pub const FANOUT_TURN: usize = 64;
+const FANOUT_TURN: usize = 64;
 
 /// Runs `main` on this thread while driving both executors in turns, requests first. After a
 /// turn that ran anything, a yield hands the thread back to `block_on`, which polls the reactor
@@ -223,9 +223,14 @@ async fn accept_loop(
         let (stream, peer) = match accept(listener).await {
             Ok(accepted) => accepted,
             Err(e) => {
-                // Out of file descriptors or similar: back off instead of spinning.
                 debug!(Ns::Server, "accept failed: {e}");
-                shared.timers.sleep_until(Instant::now() + Duration::from_millis(100)).await;
+                // Out of file descriptors or memory: back off instead of spinning. Anything else
+                // (a connection reset before it was accepted) concerns that connection only.
+                use rustix::io::Errno;
+                let exhausted = [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].map(Errno::raw_os_error);
+                if exhausted.contains(&e.raw_os_error().unwrap_or(0)) {
+                    shared.timers.sleep_until(Instant::now() + Duration::from_millis(100)).await;
+                }
                 continue;
             }
         };
@@ -291,7 +296,9 @@ async fn sweep_retention(shared: &Shared) {
 ///
 /// `TCP_NODELAY` and the fixed send buffer are set here, once: Linux copies a listener's socket
 /// options to every connection it accepts, which saves two syscalls per connect
-/// (`accepted_sockets_inherit_the_listeners_options` checks that this kernel does).
+/// (`accepted_sockets_inherit_the_listeners_options` checks that this kernel does). Producers'
+/// and health connections get the fixed buffer too: their answers are small, and a large one
+/// (`/tasks` with many tasks) only takes a few more writes.
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
@@ -419,6 +426,8 @@ mod tests {
             let task_size = std::mem::size_of_val(&task);
             eprintln!("request loop {serve_size} B, stream loop {stream_size} B, stream task {task_size} B");
             assert!(serve_size <= 2048 && stream_size <= 1024, "{serve_size} / {stream_size}");
+            // The task is the stream loop plus the connection it owns: not the loop twice.
+            assert!(task_size <= 1280, "a stream task of {task_size} B");
         });
     }
 }

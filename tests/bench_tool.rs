@@ -97,3 +97,21 @@ fn bench_stops_when_publishing_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("401") || stderr.contains("403"), "{stderr}");
 }
+
+#[test]
+fn bench_reports_viewers_that_cannot_connect_at_once() {
+    // An IPv6 source for an IPv4 server: every viewer fails before its connect, and the tool
+    // says so and exits 1 without waiting out its connect deadline.
+    let server = start_default();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
+        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "5", "--updates", "1"])
+        .args(["--interval-ms", "10", "--sources", "::1", "--json"])
+        .output()
+        .expect("bench runs");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(report["streamsHeld"], 0, "{report}");
+    assert!(report["errors"].to_string().contains("connect: "), "{report}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "the tool waited for nothing");
+}

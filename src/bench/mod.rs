@@ -305,6 +305,15 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         std::thread::sleep(Duration::from_millis(2));
     };
     let held = connected.load(Ordering::SeqCst);
+    if progress.stop.load(Ordering::SeqCst) {
+        // A viewer thread failed: report it instead of publishing to nobody.
+        for thread in threads {
+            if let Ok(Err(e)) = thread.join() {
+                return Err(format!("viewers: {e}"));
+            }
+        }
+        return Err("viewers: a viewer thread stopped".into());
+    }
     let (server_cpu_connected, tool_cpu_connected) = (cpu_seconds(&plan.server_pids), cpu_seconds(&me));
     std::thread::sleep(Duration::from_millis(500)); // let the server settle before reading its memory
     let rss_held = rss_kib(&plan.server_pids);
@@ -317,7 +326,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         publish_paced(plan)?
     } else {
         let request = |index: usize| {
-            let (method, path, body) = update(plan, index);
+            let (method, path, body) = update(plan, index, viewers::now_micros());
             let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", plan.url.base, plan.url.authority);
             if let Some(token) = &plan.token {
                 head.push_str(&format!("Authorization: Bearer {token}\r\n"));
@@ -405,6 +414,7 @@ const PACED_CONNECTIONS: usize = 4;
 /// slowness and be measured under less load than one that answers at once (coordinated omission).
 fn publish_paced(plan: &Plan) -> Result<Vec<u64>, String> {
     let start = Instant::now() + Duration::from_millis(20);
+    let start_micros = viewers::now_micros() + 20_000;
     let threads: Vec<_> = (0..PACED_CONNECTIONS.min(plan.updates))
         .map(|first| {
             let plan = plan.clone();
@@ -417,10 +427,12 @@ fn publish_paced(plan: &Plan) -> Result<Vec<u64>, String> {
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let (method, path, body) = update(&plan, index);
-                    let sent = Instant::now();
+                    // Latency and round trip count from when the update was due, so an update sent
+                    // late (its connection still waiting for an answer) is not measured as on time.
+                    let due_micros = start_micros + plan.interval.as_micros() as u64 * index as u64;
+                    let (method, path, body) = update(&plan, index, due_micros);
                     let reply = client.request(method, &path, Some(&body)).map_err(|e| format!("publish: {e}"))?;
-                    round_trips.push(sent.elapsed().as_micros() as u64);
+                    round_trips.push(due.elapsed().as_micros() as u64);
                     if reply.status >= 300 {
                         return Err(format!("publish answered {}: {}", reply.status, reply.text()));
                     }
@@ -436,9 +448,9 @@ fn publish_paced(plan: &Plan) -> Result<Vec<u64>, String> {
     Ok(all)
 }
 
-/// The request publishing update `index`, with the send time in its marker.
-fn update(plan: &Plan, index: usize) -> (&'static str, String, String) {
-    let message = viewers::marker(index, viewers::now_micros());
+/// The request publishing update `index`, with `sent` (µs since the epoch) in its marker.
+fn update(plan: &Plan, index: usize, sent: u64) -> (&'static str, String, String) {
+    let message = viewers::marker(index, sent);
     match plan.peer {
         Peer::SseProgress => {
             let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;

@@ -15,7 +15,8 @@ use rustix::event::epoll;
 
 /// One producer connection.
 struct Producer {
-    socket: TcpStream,
+    /// `None` once it has sent its last request and read the answer.
+    socket: Option<TcpStream>,
     buf: Vec<u8>,
     /// When the request in flight went out; `None` when the connection is done.
     sent: Option<Instant>,
@@ -42,7 +43,7 @@ pub fn run(
             .map_err(|e| format!("producer connect: {e}"))?;
         epoll::add(&epoll, &socket, epoll::EventData::new_u64(index as u64), epoll::EventFlags::IN)
             .map_err(|e| format!("producers: {e}"))?;
-        let mut producer = Producer { socket, buf: Vec::with_capacity(1024), sent: None };
+        let mut producer = Producer { socket: Some(socket), buf: Vec::with_capacity(1024), sent: None };
         producer.send(&request(next))?;
         next += 1;
         producers.push(producer);
@@ -62,8 +63,8 @@ pub fn run(
         }
         for event in &events {
             let producer = &mut producers[event.data.u64() as usize];
-            let Some(sent) = producer.sent else { continue };
-            match (&producer.socket).read(&mut chunk) {
+            let (Some(sent), Some(socket)) = (producer.sent, &producer.socket) else { continue };
+            match (&*socket).read(&mut chunk) {
                 Ok(0) => return Err("publish: the server closed a producer connection".into()),
                 Ok(n) => producer.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
@@ -80,6 +81,10 @@ pub fn run(
             if next < total {
                 producer.send(&request(next))?;
                 next += 1;
+            } else {
+                // Done: closing takes it out of the epoll set, so a later close by the server
+                // cannot keep a level-triggered readiness spinning.
+                producer.socket = None;
             }
         }
     }
@@ -89,7 +94,8 @@ pub fn run(
 impl Producer {
     fn send(&mut self, request: &[u8]) -> Result<(), String> {
         // One request in flight on an idle connection: an empty send buffer takes it whole.
-        match (&self.socket).write(request) {
+        let Some(socket) = &self.socket else { return Err("publish: a producer connection is closed".into()) };
+        match (&*socket).write(request) {
             Ok(n) if n == request.len() => {
                 self.sent = Some(Instant::now());
                 Ok(())

@@ -121,6 +121,7 @@ pub fn run_share(
                 Err(e) => {
                     viewer.fail(format!("connect: {e}"));
                     done += 1;
+                    progress.finished.fetch_add(1, Ordering::Relaxed);
                 }
             }
             next += 1;

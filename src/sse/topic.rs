@@ -253,7 +253,10 @@ pub fn holding_wakes<R>(f: impl FnOnce() -> R) -> (R, HeldWakes) {
             }
         }
     }
-    HELD.with_borrow_mut(|held| *held = Some(held.take().unwrap_or_default()));
+    HELD.with_borrow_mut(|held| {
+        debug_assert!(held.is_none(), "holds do not nest");
+        *held = Some(held.take().unwrap_or_default());
+    });
     let release = Release;
     let result = f();
     let held = HeldWakes(HELD.with_borrow_mut(Option::take).unwrap_or_default());
