@@ -71,18 +71,24 @@ impl Client {
 
     /// Sends one request and reads the whole answer.
     pub fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> io::Result<Reply> {
-        let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", self.url.base, self.url.authority);
-        if let Some(token) = &self.token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-        }
-        if let Some(body) = body {
-            head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        head.push_str(body.unwrap_or(""));
-        self.reader.get_mut().write_all(head.as_bytes())?;
+        let request = request_bytes(&self.url, self.token.as_deref(), method, path, body);
+        self.reader.get_mut().write_all(&request)?;
         read_reply(&mut self.reader, method == "HEAD")
     }
+}
+
+/// The bytes of one request to `url`: a bearer `token` if given, a JSON `body` if given.
+pub fn request_bytes(url: &Url, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
+    let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", url.base, url.authority);
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    head.push_str(body.unwrap_or(""));
+    head.into_bytes()
 }
 
 /// Reads one response with a `Content-Length` (or none, for HEAD and 204) from `reader`.

@@ -2,22 +2,45 @@
 //! reports the figures as one JSON line.
 mod support;
 
-use std::process::Command;
+use std::fmt::Display;
+use std::process::{Command, Output};
 
 use sse_progress::Config;
 use support::*;
+
+/// Runs `sse-progress bench --url http://ADDR ARGS...` and waits for it.
+fn bench(addr: impl Display, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sse-progress"))
+        .args(["bench", "--url", &format!("http://{addr}")])
+        .args(args)
+        .output()
+        .expect("bench runs")
+}
 
 #[test]
 fn bench_reports_every_delivery_as_json() {
     // 50 viewers x 4 updates over loopback: all 200 deliveries counted, none lost.
     let server = start_default();
     let pid = std::process::id().to_string(); // the server runs in this test process
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "50", "--updates", "4"])
-        .args(["--interval-ms", "20", "--sources", "127.0.0.1,127.0.0.2", "--server-pid", &pid, "--json"])
-        .args(["--threads", "3"]) // 50 viewers over 3 epoll threads: the shares are uneven
-        .output()
-        .expect("bench runs");
+    // 50 viewers over 3 epoll threads: the shares are uneven.
+    let out = bench(
+        server.addr,
+        &[
+            "--streams",
+            "50",
+            "--updates",
+            "4",
+            "--interval-ms",
+            "20",
+            "--sources",
+            "127.0.0.1,127.0.0.2",
+            "--server-pid",
+            &pid,
+            "--json",
+            "--threads",
+            "3",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(report["streamsHeld"], 50, "{report}");
@@ -36,11 +59,8 @@ fn bench_reports_refused_streams_and_fails() {
     let server =
         start_server(Config { require_subscribe_token: true, connect_rate_per_client: 0, ..Config::default() });
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "20", "--updates", "2"])
-        .args(["--interval-ms", "10", "--threads", "2", "--json"])
-        .output()
-        .expect("bench runs");
+    let out =
+        bench(server.addr, &["--streams", "20", "--updates", "2", "--interval-ms", "10", "--threads", "2", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(report["streamsHeld"], 0, "{report}");
@@ -52,10 +72,7 @@ fn bench_reports_refused_streams_and_fails() {
 #[test]
 fn bench_refuses_addresses_off_this_machine() {
     // A load tool must never be pointed at another host.
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", "http://192.0.2.1:8080", "--streams", "1"])
-        .output()
-        .unwrap();
+    let out = bench("192.0.2.1:8080", &["--streams", "1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
@@ -65,11 +82,7 @@ fn bench_publishes_as_fast_as_its_producers_go() {
     // 4 keep-alive producers, one request in flight each: every update is answered, and every
     // delivery is counted or reported lost (a viewer that falls behind may skip to the newest).
     let server = start_default();
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "10", "--updates", "400"])
-        .args(["--producers", "4", "--json"])
-        .output()
-        .expect("bench runs");
+    let out = bench(server.addr, &["--streams", "10", "--updates", "400", "--producers", "4", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     let (delivered, lost) = (report["delivered"].as_u64().unwrap(), report["lost"].as_u64().unwrap());
@@ -82,17 +95,9 @@ fn bench_publishes_as_fast_as_its_producers_go() {
 fn bench_stops_when_publishing_is_refused() {
     let server =
         start_server(Config { publish_token: Some("right".into()), connect_rate_per_client: 0, ..Config::default() });
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "2", "--updates", "10"])
-        .args(["--producers", "2", "--token", "right"])
-        .output()
-        .expect("bench runs");
+    let out = bench(server.addr, &["--streams", "2", "--updates", "10", "--producers", "2", "--token", "right"]);
     assert!(out.status.success(), "the right token publishes: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "2", "--updates", "10"])
-        .args(["--producers", "2", "--token", "wrong"])
-        .output()
-        .expect("bench runs");
+    let out = bench(server.addr, &["--streams", "2", "--updates", "10", "--producers", "2", "--token", "wrong"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("401") || stderr.contains("403"), "{stderr}");
@@ -104,11 +109,8 @@ fn bench_reports_viewers_that_cannot_connect_at_once() {
     // says so and exits 1 without waiting out its connect deadline.
     let server = start_default();
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{}", server.addr), "--streams", "5", "--updates", "1"])
-        .args(["--interval-ms", "10", "--sources", "::1", "--json"])
-        .output()
-        .expect("bench runs");
+    let out =
+        bench(server.addr, &["--streams", "5", "--updates", "1", "--interval-ms", "10", "--sources", "::1", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(report["streamsHeld"], 0, "{report}");

@@ -327,12 +327,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     } else {
         let request = |index: usize| {
             let (method, path, body) = update(plan, index, viewers::now_micros());
-            let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", plan.url.base, plan.url.authority);
-            if let Some(token) = &plan.token {
-                head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-            }
-            head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
-            head.into_bytes()
+            crate::client::request_bytes(&plan.url, plan.token.as_deref(), method, &path, Some(&body))
         };
         producers::run(plan.url.addr, plan.producers, plan.updates, request, Duration::from_secs(120))?
     };
