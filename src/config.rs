@@ -44,6 +44,16 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// On shutdown, streams are told and the server exits within this time (default 10 s).
     pub drain: Duration,
+    /// Open connections of any kind per client address (IPv6: per /64) at most; beyond, 429
+    /// (default 512, 0 = no limit).
+    pub max_connections_per_client: u32,
+    /// Total bytes of stored `result`s at most (default 256 MiB); beyond, creation and complete
+    /// answer 503 with `Retry-After`.
+    pub max_result_bytes: usize,
+    /// Hosts the server answers (`Host` header, any port, case-insensitive; `*` for any). Empty:
+    /// the default of API.md, "Which hosts are answered": loopback names when the server listens
+    /// on a loopback address, any host otherwise.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// File descriptors kept free for the listener, logs, a store and the answers that refuse.
@@ -76,6 +86,45 @@ impl Default for Config {
             require_subscribe_token: false,
             cors_origins: Vec::new(),
             drain: Duration::from_secs(10),
+            max_connections_per_client: 512,
+            max_result_bytes: 256 << 20,
+            allowed_hosts: Vec::new(),
         }
+    }
+}
+
+/// Longest retention, drain or other duration setting accepted: ten years. Beyond it, arithmetic
+/// on instants could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+impl Config {
+    /// Checks settings that cannot work together or would protect nothing; `Server::bind` calls
+    /// it. The message is a whole sentence for the operator.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.publish_token.as_deref() == Some("") {
+            return Err("The publish token is empty: set a non-empty token, or none.".into());
+        }
+        if self.require_subscribe_token && self.publish_token.is_none() {
+            return Err("Subscribe tokens without a publish token protect nothing (anyone could list and read \
+                        every task): set a publish token too."
+                .into());
+        }
+        let durations = [
+            ("heartbeat", self.heartbeat),
+            ("retention", self.retention),
+            ("retry", self.retry),
+            ("unhealthy_after", self.unhealthy_after),
+            ("stale_after", self.stale_after),
+            ("header_timeout", self.header_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("drain", self.drain),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
+            return Err(format!("The {name} setting is over ten years."));
+        }
+        if self.timer_tick.is_zero() {
+            return Err("The timer tick must be longer than zero.".into());
+        }
+        Ok(())
     }
 }

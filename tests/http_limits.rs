@@ -103,7 +103,7 @@ fn assert_error(reply: &Reply, status: u16) -> String {
 /// A request with a JSON body as raw text (`extra` is more header lines, each ending in CRLF).
 fn json_request(method: &str, path: &str, extra: &str, body: &str) -> String {
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -120,7 +120,7 @@ fn chunked(chunks: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-const CHUNKED_CREATE: &str = "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: t\r\n\
+const CHUNKED_CREATE: &str = "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\n\
                               Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 #[test]
@@ -135,7 +135,7 @@ fn headers_over_8_kib_are_431_json_and_under_it_work() {
         ("one 64 KiB header", format!("X-Pad: {}\r\n", "c".repeat(64 * 1024)), 431),
     ];
     for (case, lines, status) in &cases {
-        let text = format!("GET {HEALTH} HTTP/1.1\r\nHost: t\r\n{lines}Connection: close\r\n\r\n");
+        let text = format!("GET {HEALTH} HTTP/1.1\r\nHost: localhost\r\n{lines}Connection: close\r\n\r\n");
         let got = exchange(server.addr, text.as_bytes());
         assert!(!got.bytes.is_empty(), "{case}: an answer");
         let reply = got.only_reply(false);
@@ -153,7 +153,7 @@ fn a_body_over_1_mib_by_content_length_is_413_and_1_mib_is_fine() {
     // Content-Length over 1 MiB answers 413 before any body is sent; exactly 1 MiB is read and served.
     let server = start_plain();
     let head = format!(
-        "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         MIB + 1
     );
     let got = exchange(server.addr, head.as_bytes());
@@ -217,7 +217,7 @@ fn chunked_bodies_under_the_limit_work_and_the_connection_goes_on() {
         let mut bytes = CHUNKED_CREATE.as_bytes().to_vec();
         bytes.extend_from_slice(body);
         bytes.extend_from_slice(
-            format!("GET /api/brand-monitor/tasks/{id} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET /api/brand-monitor/tasks/{id} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
         );
         let got = exchange(server.addr, &bytes);
         let replies = replies_in(&got.bytes, &[false, false]);
@@ -243,7 +243,7 @@ fn expect_100_continue_gets_100_before_the_final_answer() {
     let server = start_plain();
     let body = r#"{"taskId":"cont"}"#;
     let head = format!(
-        "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\
+        "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
@@ -266,11 +266,11 @@ fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let server = start_plain();
     let mut text = String::new();
     text.push_str(&json_request("POST", "/api/brand-monitor/tasks", "", r#"{"taskId":"pipe"}"#));
-    text.push_str("GET /api/brand-monitor/tasks/pipe HTTP/1.1\r\nHost: t\r\n\r\n");
+    text.push_str("GET /api/brand-monitor/tasks/pipe HTTP/1.1\r\nHost: localhost\r\n\r\n");
     text.push_str(&json_request("PATCH", "/api/brand-monitor/tasks/pipe", "", r#"{"progress":10}"#));
-    text.push_str("HEAD /api/brand-monitor/progress/pipe HTTP/1.1\r\nHost: t\r\n\r\n");
-    text.push_str("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
-    text.push_str("GET /api/brand-monitor/tasks/pipe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    text.push_str("HEAD /api/brand-monitor/progress/pipe HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    text.push_str("GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    text.push_str("GET /api/brand-monitor/tasks/pipe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let got = exchange(server.addr, text.as_bytes());
     assert!(got.closed, "closed after the last request: {}", got.text());
     let replies = replies_in(&got.bytes, &[false, false, false, true, false, false]);
@@ -291,15 +291,15 @@ fn keep_alive_serves_sequential_requests_on_one_connection() {
     let mut stream = connect(server.addr);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let steps: Vec<(String, bool, u16)> = vec![
-        (format!("GET {HEALTH} HTTP/1.1\r\nHost: t\r\n\r\n"), false, 200),
+        (format!("GET {HEALTH} HTTP/1.1\r\nHost: localhost\r\n\r\n"), false, 200),
         (json_request("POST", "/api/brand-monitor/tasks", "", r#"{"taskId":"ka"}"#), false, 201),
-        ("HEAD /api/brand-monitor/progress/ka HTTP/1.1\r\nHost: t\r\n\r\n".into(), true, 200),
+        ("HEAD /api/brand-monitor/progress/ka HTTP/1.1\r\nHost: localhost\r\n\r\n".into(), true, 200),
         (
             json_request("PATCH", "/api/brand-monitor/tasks/ka", "Connection: keep-alive\r\n", r#"{"progress":3}"#),
             false,
             200,
         ),
-        ("GET /api/brand-monitor/tasks/ka HTTP/1.1\r\nHost: t\r\n\r\n".into(), false, 200),
+        ("GET /api/brand-monitor/tasks/ka HTTP/1.1\r\nHost: localhost\r\n\r\n".into(), false, 200),
     ];
     for (text, head_only, status) in &steps {
         stream.write_all(text.as_bytes()).unwrap();
@@ -314,7 +314,7 @@ fn connection_close_is_honoured() {
     // `Connection: close` gets one answer saying so, then the close, even with another request already sent.
     let server = start_plain();
     let text = format!(
-        "GET {HEALTH} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET {HEALTH} HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET {HEALTH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\nGET {HEALTH} HTTP/1.1\r\nHost: localhost\r\n\r\n"
     );
     let got = exchange(server.addr, text.as_bytes());
     assert!(got.closed, "the server closes");
@@ -329,11 +329,11 @@ fn malformed_requests_are_400_json_and_close() {
     let server = start_plain();
     let cases: &[(&str, &[u8])] = &[
         ("garbage", b"\x01\x02 nonsense\r\n\r\n"),
-        ("non-UTF-8 method", b"\xff\xfe / HTTP/1.1\r\nHost: t\r\n\r\n"),
+        ("non-UTF-8 method", b"\xff\xfe / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         ("a space in a header name", b"GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n"),
         ("a header line without a colon", b"GET / HTTP/1.1\r\nNoColon\r\n\r\n"),
-        ("an unknown HTTP version", b"GET / HTTP/2.0\r\nHost: t\r\n\r\n"),
-        ("not HTTP at all", b"GET / SMTP/1.1\r\nHost: t\r\n\r\n"),
+        ("an unknown HTTP version", b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n"),
+        ("not HTTP at all", b"GET / SMTP/1.1\r\nHost: localhost\r\n\r\n"),
         ("Content-Length not a number", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
         ("Content-Length negative", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
         ("Content-Length signed", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}"),
@@ -354,14 +354,14 @@ fn malformed_requests_are_400_json_and_close() {
 fn content_length_together_with_transfer_encoding_is_400() {
     // Both Content-Length and Transfer-Encoding (a smuggling vector) answer 400 and close; the body is never run.
     let server = start_plain();
-    let smuggled = "GET /api/brand-monitor/tasks/x HTTP/1.1\r\nHost: t\r\n\r\n";
+    let smuggled = "GET /api/brand-monitor/tasks/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let cases = [
         ("length first", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
         ("chunked first", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"),
     ];
     for (case, headers) in cases {
         let text = format!(
-            "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n{headers}\r\n0\r\n\r\n{smuggled}"
+            "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}\r\n0\r\n\r\n{smuggled}"
         );
         let got = exchange(server.addr, text.as_bytes());
         assert!(got.closed, "{case}: the connection closes");
@@ -433,7 +433,7 @@ fn options_is_204_with_allow_and_no_body() {
         ("/metrics", &["GET"]),
     ];
     for (path, listed) in cases {
-        let text = format!("OPTIONS {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let text = format!("OPTIONS {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let got = exchange(server.addr, text.as_bytes());
         assert!(got.closed, "{path}");
         let reply = got.only_reply(false);
@@ -451,7 +451,7 @@ fn head_of_health_has_a_content_length_but_no_body() {
     // HEAD /health answers 200 with the Content-Length of the JSON it would send, and not one body byte.
     let server = start_plain();
     let got =
-        exchange(server.addr, format!("HEAD {HEALTH} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+        exchange(server.addr, format!("HEAD {HEALTH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes());
     assert!(got.closed);
     let end = got.bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;
     assert_eq!(&got.bytes[end..], b"", "no body after the head");
@@ -474,7 +474,7 @@ fn a_never_finished_header_block_gets_408_and_close() {
     let server = impatient_server();
     let cases: &[(&str, &[u8])] = &[
         ("a request line only", b"GET /api/brand-monitor/health HTTP/1.1\r\n"),
-        ("headers without the blank line", b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n"),
+        ("headers without the blank line", b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n"),
         ("half a request line", b"GET /api/bra"),
     ];
     for (case, bytes) in cases {
@@ -526,7 +526,7 @@ fn http_1_0_requests_are_answered_and_closed() {
     let server = start_plain();
     let cases: &[(&str, &[u8], u16)] = &[
         ("GET health", b"GET /api/brand-monitor/health HTTP/1.0\r\n\r\n", 200),
-        ("GET with a Host", b"GET /api/brand-monitor/tasks HTTP/1.0\r\nHost: t\r\n\r\n", 200),
+        ("GET with a Host", b"GET /api/brand-monitor/tasks HTTP/1.0\r\nHost: localhost\r\n\r\n", 200),
         ("POST with a body", b"POST /api/brand-monitor/tasks HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"taskId\":\"old\"}", 201),
         ("unknown route", b"GET /nope HTTP/1.0\r\n\r\n", 404),
     ];

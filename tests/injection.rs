@@ -46,7 +46,7 @@ fn read_raw_until(reader: &mut BufReader<std::net::TcpStream>, body: &mut String
 /// Opens a stream read at the byte level; returns the reader positioned at the body.
 fn open_raw(addr: SocketAddr, task_id: &str) -> BufReader<std::net::TcpStream> {
     let mut socket = connect(addr);
-    let text = format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let text = format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     socket.write_all(text.as_bytes()).unwrap();
     let mut reader = BufReader::new(socket);
     let (status, headers) = sse_progress::client::read_head(&mut reader).unwrap();
@@ -158,7 +158,7 @@ fn line_breaks_in_the_stage_cannot_forge_headers_of_head() {
     call(server.addr, "PATCH", "/api/brand-monitor/tasks/hdr", json!({"stage": stage}));
     let text = raw_exchange(
         server.addr,
-        b"HEAD /api/brand-monitor/progress/hdr HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        b"HEAD /api/brand-monitor/progress/hdr HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
     assert!(text.contains("\r\nX-Task-Stage: a%0D%0AX-Evil%3A%201%0D%0A%0D%0Abody\r\n"), "{text:?}");

@@ -36,7 +36,7 @@ fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
 /// connection may be answered and closed before the request is sent, and the answer is still
 /// there to read.
 fn send(mut stream: TcpStream, method: &str, path: &str, headers: &[(&str, &str)]) -> (Reply, BufReader<TcpStream>) {
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -61,7 +61,7 @@ fn health_from(source: Option<IpAddr>, addr: SocketAddr, headers: &[(&str, &str)
 /// the returned reader).
 fn stream_on(stream: TcpStream, task: &str, headers: &[(&str, &str)]) -> (u16, Reply, BufReader<TcpStream>) {
     let path = format!("/api/brand-monitor/progress/{task}");
-    let mut text = format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+    let mut text = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -160,10 +160,10 @@ fn an_unauthorized_body_is_never_run_as_a_request() {
     // looks like one with the right token.
     let server = token_server();
     server.tracker.create_task("victim", "").unwrap();
-    let smuggled = format!("DELETE {TASKS}/victim HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    let smuggled = format!("DELETE {TASKS}/victim HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
     let text = format!(
-        "PATCH {TASKS}/victim HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{smuggled}\
-         GET /api/brand-monitor/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "PATCH {TASKS}/victim HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{smuggled}\
+         GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         smuggled.len()
     );
     let mut stream = connect(server.addr);

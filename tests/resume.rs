@@ -105,7 +105,7 @@ fn the_terminal_last_event_id_of_a_finished_task_gets_204() {
     assert_eq!(done["eventId"], 3);
     let text = raw_exchange(
         server.addr,
-        b"GET /api/brand-monitor/progress/over HTTP/1.1\r\nHost: test\r\nLast-Event-ID: 3\r\nConnection: close\r\n\r\n",
+        b"GET /api/brand-monitor/progress/over HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 3\r\nConnection: close\r\n\r\n",
     );
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text:?}");
     let (head, body) = text.split_once("\r\n\r\n").expect("a whole head");
@@ -127,8 +127,8 @@ fn a_204_leaves_a_kept_alive_connection_usable() {
     create(server.addr, "framed");
     complete(server.addr, "framed");
     let mut socket = connect(server.addr);
-    let two = "GET /api/brand-monitor/progress/framed HTTP/1.1\r\nHost: test\r\nLast-Event-ID: 2\r\n\r\n\
-               GET /api/brand-monitor/tasks/framed HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let two = "GET /api/brand-monitor/progress/framed HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 2\r\n\r\n\
+               GET /api/brand-monitor/tasks/framed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     std::io::Write::write_all(&mut socket, two.as_bytes()).unwrap();
     let mut reader = std::io::BufReader::new(socket);
     let first = sse_progress::client::read_reply(&mut reader, false).expect("the 204");

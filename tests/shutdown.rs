@@ -44,7 +44,7 @@ impl Binary {
                 stream.set_read_timeout(Some(TIMEOUT)).unwrap();
                 let mut stream = stream;
                 let _ =
-                    stream.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                    stream.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
                 if client::read_reply(&mut BufReader::new(stream), false).is_ok_and(|r| r.status == 200) {
                     return binary;
                 }
@@ -92,7 +92,7 @@ impl Drop for Binary {
 
 /// One request on a new connection (`Connection: close`).
 fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Reply {
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     if let Some(body) = body {
         text.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
     }
@@ -118,7 +118,7 @@ impl RawStream {
     fn open(addr: SocketAddr, task: &str) -> RawStream {
         let mut stream = connect(addr);
         let request =
-            format!("GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n");
+            format!("GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
         stream.write_all(request.as_bytes()).unwrap();
         let mut reader = BufReader::new(stream);
         let (status, headers) = client::read_head(&mut reader).expect("a response head");
@@ -221,13 +221,13 @@ fn sigterm_tells_streams_finishes_requests_in_flight_and_exits_0() {
     // A producer connection that is certainly accepted (one request answered on it), then a
     // PATCH whose head and half its body are sent before the signal.
     let mut producer = connect(server.addr);
-    producer.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    producer.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut producer_reader = BufReader::new(producer.try_clone().unwrap());
     assert_eq!(client::read_reply(&mut producer_reader, false).unwrap().status, 200);
     let body = r#"{"status": "running", "progress": 42.5, "message": "accepted before the signal"}"#;
     let (first, second) = body.split_at(body.len() / 2);
     let head = format!(
-        "PATCH /api/brand-monitor/tasks/job HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "PATCH /api/brand-monitor/tasks/job HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     producer.write_all(head.as_bytes()).unwrap();
@@ -352,7 +352,7 @@ fn run_until_tells_streams_and_returns_within_the_drain_time() {
     let mut streams: Vec<RawStream> = (0..2).map(|_| RawStream::open(server.addr, "inproc")).collect();
 
     let mut idle = connect(server.addr);
-    idle.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    idle.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
     let reply = client::read_reply(&mut idle_reader, false).unwrap();
     assert_eq!((reply.status, reply.header("connection")), (200, Some("keep-alive")));
@@ -395,10 +395,10 @@ fn a_stream_requested_during_the_drain_gets_503_shutting_down() {
     server.tracker.create_task("late", "start").unwrap();
     // A connection certainly accepted (one request answered on it), then half a stream request.
     let mut late = connect(server.addr);
-    late.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    late.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut late_reader = BufReader::new(late.try_clone().unwrap());
     assert_eq!(client::read_reply(&mut late_reader, false).unwrap().status, 200);
-    late.write_all(b"GET /api/brand-monitor/progress/late HTTP/1.1\r\nHost: t\r\n").unwrap();
+    late.write_all(b"GET /api/brand-monitor/progress/late HTTP/1.1\r\nHost: localhost\r\n").unwrap();
 
     drop(server.stop.take());
     // The listener is closed when the drain starts.

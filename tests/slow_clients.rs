@@ -52,7 +52,7 @@ fn connect_small_window(addr: SocketAddr) -> TcpStream {
 }
 
 fn stream_request(task: &str) -> String {
-    format!("GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
+    format!("GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
 }
 
 /// Reads `stream` until the server closes it (EOF or reset) or `deadline`; the bytes read and

@@ -136,7 +136,7 @@ fn now_ms() -> u64 {
 }
 
 fn stream_request(task_id: &str) -> String {
-    format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
+    format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
 }
 
 fn create(addr: SocketAddr, task_id: &str) -> Value {
@@ -278,7 +278,7 @@ fn the_terminal_snapshot_ends_the_chunked_body_and_the_connection_goes_on() {
 
     // The same connection serves another request, with nothing left over from the stream.
     let mut reader = raw.reader;
-    let get = "GET /api/brand-monitor/tasks/done HTTP/1.1\r\nHost: test\r\n\r\n";
+    let get = "GET /api/brand-monitor/tasks/done HTTP/1.1\r\nHost: localhost\r\n\r\n";
     reader.get_mut().write_all(get.as_bytes()).unwrap();
     let reply = client::read_reply(&mut reader, false).expect("a reply on the kept-alive connection");
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -340,7 +340,7 @@ fn an_http_1_0_stream_is_not_chunked_and_closes_at_the_end() {
     // Shows a close-delimited body of bare events for HTTP/1.0, ended by closing the socket.
     let server = start_default();
     create(server.addr, "old");
-    let mut raw = Raw::open(server.addr, "GET /api/brand-monitor/progress/old HTTP/1.0\r\nHost: test\r\n\r\n");
+    let mut raw = Raw::open(server.addr, "GET /api/brand-monitor/progress/old HTTP/1.0\r\nHost: localhost\r\n\r\n");
     assert!(raw.head.starts_with("HTTP/1.1 200 OK\r\n") || raw.head.starts_with("HTTP/1.0 200 OK\r\n"));
     assert!(raw.head.contains("\r\nContent-Type: text/event-stream\r\n"), "{:?}", raw.head);
     assert!(!raw.chunked && !raw.head.to_ascii_lowercase().contains("transfer-encoding"), "{:?}", raw.head);

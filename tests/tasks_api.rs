@@ -596,7 +596,7 @@ fn invalid_json_is_400_invalid_json_without_echoing_the_body() {
         assert!(!message.contains(marker), "{method} {path}: the message echoes the body: {message:?}");
     }
     let mut stream = connect(server.addr);
-    let bytes = b"PATCH /api/brand-monitor/tasks/j HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+    let bytes = b"PATCH /api/brand-monitor/tasks/j HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
                   Content-Type: application/json\r\nContent-Length: 4\r\n\r\n\xff\xfe{}";
     stream.write_all(bytes).unwrap();
     let mut out = Vec::new();
@@ -642,7 +642,7 @@ fn head_progress_gives_the_status_in_headers_and_no_body() {
     let body = json!({ "progress": 12.5, "stage": stage }).to_string();
     let task = task_of(&patch(server.addr, "h1", &body), 200);
     let mut socket = connect(server.addr);
-    socket.write_all(b"HEAD /api/brand-monitor/progress/h1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    socket.write_all(b"HEAD /api/brand-monitor/progress/h1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     socket.read_to_end(&mut raw).expect("the server closes after Connection: close");
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;

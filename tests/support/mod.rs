@@ -76,7 +76,7 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
 
 /// One request on a new connection (`Connection: close`), the whole reply read back.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -139,7 +139,7 @@ impl Stream {
 /// Opens `GET /api/brand-monitor/progress/{task_id}` with extra headers.
 pub fn open_stream(addr: SocketAddr, task_id: &str, headers: &[(&str, &str)]) -> Stream {
     let mut text =
-        format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+        format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
