@@ -15,10 +15,15 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Whether an `Authorization` header carries `Bearer <token>`.
+/// Whether an `Authorization` header carries `Bearer <token>`. The scheme is case-insensitive
+/// (RFC 9110, 11.1): `bearer T` is as good as `Bearer T`.
 pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
-    let given = header.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
-    constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+    let given = header
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, credentials)| credentials.trim());
+    // An empty token never matches, whatever is configured (`Config::validate` refuses it too).
+    !token.is_empty() && constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
 #[cfg(test)]
@@ -28,6 +33,9 @@ mod tests {
     #[test]
     fn bearer_tokens_must_match_exactly() {
         assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(Some("bearer s3cret"), "s3cret"), "the scheme is case-insensitive");
+        assert!(bearer_matches(Some("BEARER  s3cret "), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer "), ""), "an empty token never matches");
         for wrong in
             [None, Some("Bearer s3cre"), Some("Bearer s3cret2"), Some("s3cret"), Some("Basic s3cret"), Some("Bearer ")]
         {

@@ -1,8 +1,10 @@
 //! One connection's life: read a request, route it, answer, and repeat while keep-alive holds.
 //!
 //! Pipelined requests are answered in order because each is read, handled and answered before
-//! the next head is parsed from the buffer. A request whose body is not read (an early error)
-//! ends the connection after its answer, since the unread body would be taken for a next request.
+//! the next head is parsed from the buffer. A request whose body is not read (an early error, or
+//! a body on a stream or HEAD request) ends the connection after its answer, since the unread
+//! body would be taken for a next request. Every way out of a connection goes through
+//! `Conn::linger_close`, so no answer already written is lost to a reset.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -11,8 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_io::Async;
+use smol::future;
 
 use crate::auth::bearer_matches;
+use crate::clients::client_key;
 use crate::connections::StreamGuard;
 use crate::debug;
 use crate::http::HttpError;
@@ -28,15 +32,28 @@ use crate::sse::topic::{self, HeldWakes};
 
 /// Serves one accepted connection until it closes (or until it becomes a stream, which moves to
 /// the fan-out executor with the connection).
-pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr, open: OpenGuard) {
+pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAddr, mut open: OpenGuard) {
     let conn = Conn::new(stream);
     let behind_proxy = shared.config.trust_proxy == Some(peer.ip());
-    if !behind_proxy && let Err(wait) = shared.connect_rate.admit_connection(peer.ip(), Instant::now()) {
-        Box::pin(refuse_rate(&shared, conn, wait)).await;
-        return;
+    // A trusted proxy carries many clients over its connections: they are charged per request
+    // (below), never the proxy's address.
+    if !behind_proxy {
+        let client = client_key(peer.ip());
+        if !open.charge(client) {
+            Box::pin(refuse(&shared, conn, Refusal::Connections)).await;
+            return;
+        }
+        if let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now()) {
+            Box::pin(refuse(&shared, conn, Refusal::Rate(wait))).await;
+            return;
+        }
     }
     serve_requests(shared, conn, peer, open, true).await;
 }
+
+/// Requests served one after another from bytes already buffered before the loop yields, so a
+/// client pipelining hundreds of requests shares its thread with every other connection.
+const REQUEST_BUDGET: u32 = 16;
 
 /// The request loop. The first request must arrive within the header timeout of the accept;
 /// later ones may wait for the idle timeout before their first byte.
@@ -54,7 +71,13 @@ fn serve_requests(
         let config = &shared.config;
         let behind_proxy = config.trust_proxy == Some(peer.ip());
         let mut idle_deadline = Instant::now() + if first { config.header_timeout } else { config.idle_timeout };
+        let mut budget = REQUEST_BUDGET;
         loop {
+            budget -= 1;
+            if budget == 0 {
+                budget = REQUEST_BUDGET;
+                future::yield_now().await;
+            }
             // Boxed, like every rare or request-sized wait here: an idle stream's memory is mostly this
             // function's future, which would otherwise be as large as its largest wait.
             let head = conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout);
@@ -64,19 +87,17 @@ fn serve_requests(
                     Box::pin(answer_error(&shared, conn, HttpError::Timeout)).await;
                     return;
                 }
-                Ok(None) => return,
+                Ok(None) => return Box::pin(close(&shared, conn)).await,
                 Err(e) => {
                     debug!(Ns::Http, "{peer} bad request: {e:?}");
                     Box::pin(answer_error(&shared, conn, e)).await;
                     return;
                 }
             };
-            let client = if behind_proxy { forwarded_client(&request).unwrap_or(peer.ip()) } else { peer.ip() };
-            if behind_proxy
-                && first
-                && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now())
-            {
-                Box::pin(refuse_rate(&shared, conn, wait)).await;
+            let client =
+                client_key(if behind_proxy { forwarded_client(&request).unwrap_or(peer.ip()) } else { peer.ip() });
+            if behind_proxy && let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now()) {
+                Box::pin(refuse(&shared, conn, Refusal::Rate(wait))).await;
                 return;
             }
             first = false;
@@ -84,8 +105,7 @@ fn serve_requests(
             // here, so an idle stream holds neither the request nor the request-sized futures.
             match Box::pin(handle(&shared, &mut conn, request, client)).await {
                 Flow::Next if !shared.shutdown.is_triggered() => {}
-                Flow::Next | Flow::Close => return,
-                Flow::Linger => return Box::pin(conn.linger_close(&shared.timers, Instant::now() + LINGER)).await,
+                Flow::Next | Flow::Close => return Box::pin(close(&shared, conn)).await,
                 Flow::Stream(start, guard) => {
                     shared.spawn_stream(stream_task(Arc::clone(&shared), conn, start, guard, peer, open));
                     return;
@@ -113,6 +133,8 @@ pub(crate) async fn stream_task(
     drop(guard);
     if end == End::Finished && keep_alive && !shared.shutdown.is_triggered() {
         serve_requests(shared, conn, peer, open, false).await;
+    } else {
+        Box::pin(close(&shared, conn)).await;
     }
 }
 
@@ -122,24 +144,51 @@ fn forwarded_client(request: &Request) -> Option<IpAddr> {
     request.forwarded_for()?.rsplit(',').next()?.trim().parse().ok()
 }
 
-async fn refuse_rate(shared: &Shared, conn: Conn, wait: std::time::Duration) {
-    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let response = Response::error(429, "too_many_connections", "This client opens connections too fast; slow down.")
-        .header("Retry-After", seconds.to_string());
-    write(shared, &conn, &response, false, false).await;
-    conn.linger_close(&shared.timers, Instant::now() + LINGER).await;
+/// Why a connection is refused before its first request is read.
+enum Refusal {
+    /// Its client opens connections faster than the connect rate; a token is free after this.
+    Rate(std::time::Duration),
+    /// Its client has `max_connections_per_client` open already.
+    Connections,
 }
+
+async fn refuse(shared: &Shared, conn: Conn, why: Refusal) {
+    let response = match why {
+        Refusal::Rate(wait) => {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            Response::error(429, "too_many_connections", "This client opens connections too fast; slow down.")
+                .header("Retry-After", seconds.to_string())
+        }
+        Refusal::Connections => {
+            Response::error(429, "too_many_connections", "This client has too many open connections.")
+                .header("Retry-After", CONNECTIONS_RETRY_AFTER)
+        }
+    };
+    write(shared, &conn, &response, false, false).await;
+    close(shared, conn).await;
+}
+
+/// `Retry-After` of a refusal for too many open connections: long enough for some to close.
+const CONNECTIONS_RETRY_AFTER: &str = "5";
 
 /// Answers a request that could not be read, then closes without losing the answer.
 async fn answer_error(shared: &Shared, conn: Conn, e: HttpError) {
     if let Some(response) = e.response() {
         write(shared, &conn, &response, false, false).await;
-        conn.linger_close(&shared.timers, Instant::now() + LINGER).await;
     }
+    close(shared, conn).await;
+}
+
+/// Closes the connection gracefully (see `Conn::linger_close`).
+async fn close(shared: &Shared, conn: Conn) {
+    let deadline = Instant::now() + if shared.shutdown.is_triggered() { LINGER_DRAINING } else { LINGER };
+    conn.linger_close(&shared.timers, deadline).await;
 }
 
 /// How long a closing connection keeps reading so its last answer is not reset away.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+/// The same while the server drains: shorter, so lingering does not hold the exit back.
+const LINGER_DRAINING: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the connection does after a request.
 enum Flow {
@@ -147,16 +196,8 @@ enum Flow {
     Stream(Start, StreamGuard),
     /// Read the next request.
     Next,
-    /// Close now.
+    /// Close (gracefully: see `Conn::linger_close`).
     Close,
-    /// Close after draining input, so the error answer just sent is not lost to a reset.
-    Linger,
-}
-
-impl From<bool> for Flow {
-    fn from(keep_alive: bool) -> Self {
-        if keep_alive { Flow::Next } else { Flow::Close }
-    }
 }
 
 /// Handles one request and says what the connection does next.
@@ -172,6 +213,10 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
         _ => None,
     };
     let response = match route {
+        // Health and metrics are for probes and scrapers, which name the server as they please.
+        Some(route) if !matches!(route, Route::Health | Route::Metrics) && !shared.hosts.allows(request.host()) => {
+            Response::error(403, "host_not_allowed", "This server does not answer for this host.")
+        }
         None => Response::error(404, "not_found", "No route matches this path."),
         Some(route) if request.method == Method::Options => {
             let response = Response::empty(204).header("Allow", route.allow());
@@ -183,6 +228,11 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
         Some(route) if !route.allows(request.method) => {
             Response::error(405, "method_not_allowed", "This route does not take this method.")
                 .header("Allow", route.allow())
+        }
+        // A body here would be read as the next request once the stream ends: refuse it unread,
+        // and close.
+        Some(Route::Progress(_)) if request.body != BodyKind::None => {
+            Response::error(400, "bad_request", "A stream or status request must not have a body.")
         }
         Some(Route::Progress(id)) if request.method == Method::Get => {
             let extra = cors_headers.as_ref().map(|h| cors::header_lines(h)).unwrap_or_default();
@@ -203,8 +253,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                     Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
                         .header("WWW-Authenticate", "Bearer");
                 let keep_alive = request.keep_alive && request.body == BodyKind::None;
-                let kept = write(shared, conn, &response, head_only, keep_alive).await;
-                return if kept || request.body == BodyKind::None { kept.into() } else { Flow::Linger };
+                return flow(write(shared, conn, &response, head_only, keep_alive).await);
             }
             let deadline = Instant::now() + shared.config.idle_timeout;
             let body = match Box::pin(conn.read_body(&shared.timers, &request, deadline)).await {
@@ -216,7 +265,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                     if let Some(response) = e.response() {
                         write(shared, conn, &response, false, false).await;
                     }
-                    return Flow::Linger;
+                    return Flow::Close;
                 }
             };
             let (response, wakes) = topic::holding_wakes(|| producer(shared, &request, &body, route));
@@ -232,8 +281,12 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
     let keep_alive =
         request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered();
     debug!(Ns::Http, "{:?} {} {}", request.method, request.path(), response.status);
-    let kept = write_waking(shared, conn, &response, head_only, keep_alive, held).await;
-    if !kept && request.body != BodyKind::None && !body_read { Flow::Linger } else { kept.into() }
+    flow(write_waking(shared, conn, &response, head_only, keep_alive, held).await)
+}
+
+/// What follows an answer after which the connection was (`true`) or was not kept alive.
+fn flow(kept_alive: bool) -> Flow {
+    if kept_alive { Flow::Next } else { Flow::Close }
 }
 
 fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> Response {

@@ -17,8 +17,7 @@
 
 use std::future::Future;
 use std::io;
-use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -28,9 +27,11 @@ use async_io::Async;
 use smol::Executor;
 use smol::future::{self, FutureExt as _};
 
+use crate::clients::OpenPerClient;
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::debug;
+use crate::hosts::AllowedHosts;
 use crate::log::Ns;
 use crate::rate_limit::ConnectRate;
 use crate::shutdown::Shutdown;
@@ -63,16 +64,40 @@ pub struct Shared {
     pub connect_rate: ConnectRate,
     /// Connections open now (streams and the rest).
     pub open_connections: AtomicUsize,
+    /// Open connections per client, capped by `max_connections_per_client`.
+    pub open_per_client: OpenPerClient,
+    /// The `Host`s answered.
+    pub hosts: AllowedHosts,
+    /// Refused connections lingering now (see `refuse_full`).
+    refusing: AtomicUsize,
 }
 
 /// Counts a connection as open while it lives (it moves with the connection to the fan-out
-/// executor when the connection becomes a stream).
+/// executor when the connection becomes a stream), and against its client's cap once charged.
 #[derive(Debug)]
-pub struct OpenGuard(Arc<Shared>);
+pub struct OpenGuard {
+    shared: Arc<Shared>,
+    client: Option<IpAddr>,
+}
+
+impl OpenGuard {
+    /// Counts this connection against `client`'s cap; false when the client is at its cap.
+    pub(crate) fn charge(&mut self, client: IpAddr) -> bool {
+        debug_assert!(self.client.is_none(), "charged once");
+        let charged = self.shared.open_per_client.acquire(client);
+        if charged {
+            self.client = Some(client);
+        }
+        charged
+    }
+}
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(client) = self.client {
+            self.shared.open_per_client.release(client);
+        }
     }
 }
 
@@ -90,9 +115,13 @@ impl Server {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing"))?;
-        let listener = Async::new(listen(addr)?)?;
         let config = tracker.config().clone();
+        config.validate().map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+        let listener = Async::new(listen(addr)?)?;
         let shared = Shared {
+            open_per_client: OpenPerClient::new(config.max_connections_per_client),
+            hosts: AllowedHosts::new(&config.allowed_hosts, addr.ip()),
+            refusing: AtomicUsize::new(0),
             timers: Timers::new(config.timer_tick),
             connections: Arc::new(Connections::new(
                 config.unhealthy_after,
@@ -127,13 +156,14 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains (see the module docs); runs on
-    /// `config.threads` threads, this one included.
+    /// `config.threads` threads, this one included, plus one that accepts and keeps time.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let executor = Arc::new(Executor::new());
         let fanout = Arc::new(Executor::new());
-        *self.shared.fanout.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&fanout);
+        let shared = Arc::clone(&self.shared);
+        *shared.fanout.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&fanout);
         let (stop, stopped) = smol::channel::bounded::<()>(1);
-        let helpers: Vec<_> = (1..self.shared.config.threads.max(1))
+        let helpers: Vec<_> = (1..shared.config.threads.max(1))
             .map(|i| {
                 let executor = Arc::clone(&executor);
                 let stopped = stopped.clone();
@@ -143,45 +173,73 @@ impl Server {
                 })
             })
             .collect::<io::Result<_>>()?;
-        let shared = &self.shared;
-        let housekeeping = async {
-            future::zip(shared.timers.run(), sweep_retention(shared)).await;
-        };
-        let accept = accept_loop(&self.listener, shared, &executor);
-        let main = future::or(
-            future::or(accept, async {
-                housekeeping.await;
-                Ok(())
-            }),
-            async {
-                shutdown.await;
-                Ok(())
-            },
-        );
-        let result = drive(&executor, &fanout, main).await;
-        // Signal first, then close the listener: a client that sees the listener closed must also
-        // see the shutdown on the connection it already has (a stream request there gets 503).
+        // Accepting and the timer wheel get a thread of their own, which runs no connection
+        // code: however long one poll of a connection takes, a new client is accepted and every
+        // deadline fires on time.
+        let background = std::thread::Builder::new().name("sse-progress-accept".into()).spawn({
+            let (shared, executor, stopped) = (Arc::clone(&shared), Arc::clone(&executor), stopped.clone());
+            let listener = self.listener;
+            move || smol::block_on(background(listener, &shared, &executor, stopped.recv()))
+        })?;
+        drive(&executor, &fanout, shutdown).await;
+        // Signal first, then close the listener (the accept thread does, on this signal): a
+        // client that sees the listener closed must also see the shutdown on the connection it
+        // already has (a stream request there gets 503).
         shared.shutdown.trigger();
-        drop(self.listener);
         let open = shared.open_connections.load(Ordering::Relaxed);
         debug!(Ns::Server, "draining {open} connections");
-        let deadline = Instant::now() + shared.config.drain;
+        let deadline = Instant::now().checked_add(shared.config.drain).unwrap_or_else(far_future);
         let drained = async {
             while shared.open_connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
                 async_io::Timer::after(Duration::from_millis(10)).await;
             }
         };
-        drive(&executor, &fanout, future::or(drained, shared.timers.run())).await;
+        drive(&executor, &fanout, drained).await;
         debug!(Ns::Server, "stopped with {} connections open", shared.open_connections.load(Ordering::Relaxed));
         drop(stop);
         for helper in helpers {
             let _ = helper.join();
         }
+        let result = background.join().unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")));
         // Dropping the executors drops the connections still open past the drain time.
         drop(fanout);
         drop(executor);
         result
     }
+}
+
+/// The accept thread: accepts until the shutdown signal, then closes the listener; drives the
+/// timer wheel and the retention sweep until `stop`.
+async fn background(
+    listener: Async<TcpListener>,
+    shared: &Arc<Shared>,
+    executor: &Arc<Executor<'static>>,
+    stop: impl Future,
+) -> io::Result<()> {
+    let accept = async {
+        let accepted = future::or(accept_loop(&listener, shared, executor), async {
+            shared.shutdown.wait().await;
+            Ok(())
+        })
+        .await;
+        drop(listener);
+        accepted?;
+        future::pending::<io::Result<()>>().await
+    };
+    let housekeeping = async {
+        future::zip(shared.timers.run(), sweep_retention(shared)).await;
+        Ok(())
+    };
+    future::or(future::or(accept, housekeeping), async {
+        stop.await;
+        Ok(())
+    })
+    .await
+}
+
+/// An instant no deadline reaches (for durations too long to add).
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// Most requests run in one turn before the fan-out gets the thread again.
@@ -236,10 +294,10 @@ async fn accept_loop(
         };
         if shared.open_connections.fetch_add(1, Ordering::Relaxed) >= shared.config.max_connections {
             shared.open_connections.fetch_sub(1, Ordering::Relaxed);
-            refuse_full(stream.get_ref());
+            refuse_full(shared, executor, stream);
             continue;
         }
-        let open = OpenGuard(Arc::clone(shared));
+        let open = OpenGuard { shared: Arc::clone(shared), client: None };
         executor.spawn(guarded(peer, crate::dispatch::serve(Arc::clone(shared), stream, peer, open))).detach();
     }
 }
@@ -269,17 +327,38 @@ pub(crate) async fn guarded(peer: SocketAddr, connection: impl Future<Output = (
     }
 }
 
-/// Answers 503 on a fresh socket with one non-blocking write (an empty send buffer takes it)
-/// and closes it. `Retry-After` is spread over 1-5 s so refused clients do not return together.
-fn refuse_full(stream: &TcpStream) {
+/// Answers 503 on a fresh socket and closes it gracefully. `Retry-After` is spread over 1-5 s
+/// so refused clients do not return together.
+///
+/// The server is at its limit, so a refusal may not hold a socket for long: up to
+/// [`REFUSALS_LINGERING`] refused sockets linger for a second each in a small task (so the
+/// answer is not reset away by a request still arriving), and past that the answer is written
+/// after draining what has arrived, and the socket closed at once.
+fn refuse_full(shared: &Arc<Shared>, executor: &Executor<'static>, stream: Async<TcpStream>) {
     let body = r#"{"error":{"code":"server_full","message":"The server is at its connection limit; retry later."}}"#;
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         fastrand::u32(1..=5),
         body.len()
     );
-    let _ = (&*stream).write(answer.as_bytes());
+    crate::http::conn::refuse_now(stream.get_ref(), answer.as_bytes());
+    if shared.refusing.fetch_add(1, Ordering::Relaxed) >= REFUSALS_LINGERING {
+        shared.refusing.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let shared = Arc::clone(shared);
+    executor
+        .spawn(async move {
+            let conn = crate::http::conn::Conn::new(stream);
+            conn.linger_close(&shared.timers, Instant::now() + Duration::from_secs(1)).await;
+            shared.refusing.fetch_sub(1, Ordering::Relaxed);
+        })
+        .detach();
 }
+
+/// Most refused connections lingering at once, beyond `max_connections` (within the open-file
+/// reserve of `config::default_max_connections`).
+const REFUSALS_LINGERING: usize = 16;
 
 /// Removes finished tasks past their retention, once a second.
 async fn sweep_retention(shared: &Shared) {
@@ -399,7 +478,7 @@ mod tests {
             let shared = &server.shared;
             let addr = server.local_addr().unwrap();
             let socket = || async_io::Async::new(std::net::TcpStream::connect(addr).unwrap()).unwrap();
-            let open = super::OpenGuard(Arc::clone(shared));
+            let open = super::OpenGuard { shared: Arc::clone(shared), client: None };
             shared.open_connections.fetch_add(1, Ordering::Relaxed);
             let serve = crate::dispatch::serve(shared.clone(), socket(), addr, open);
             let serve_size = std::mem::size_of_val(&serve);
@@ -420,7 +499,7 @@ mod tests {
             let guard = shared.connections.open(addr.ip()).unwrap();
             let mut conn = crate::http::conn::Conn::new(socket());
             let stream_size = std::mem::size_of_val(&crate::sse::stream::run(shared, &mut conn, start(), &guard));
-            let open = super::OpenGuard(Arc::clone(shared));
+            let open = super::OpenGuard { shared: Arc::clone(shared), client: None };
             shared.open_connections.fetch_add(1, Ordering::Relaxed);
             let task = crate::dispatch::stream_task(Arc::clone(shared), conn, start(), guard, addr, open);
             let task_size = std::mem::size_of_val(&task);

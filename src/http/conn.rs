@@ -19,6 +19,8 @@ use crate::timer_wheel::Timers;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
+/// Most read-buffer capacity an idle connection keeps after a large body.
+const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// A client connection.
 #[derive(Debug)]
@@ -38,14 +40,26 @@ impl Conn {
         &self.stream
     }
 
-    /// Frees the read buffer (a stream reads nothing more).
+    /// Frees the read buffer when a stream starts, keeping only bytes a client pipelined after
+    /// its stream request: they are its next request, served when the stream ends (at most
+    /// [`MAX_HEAD`], since a head is read at most that far).
     pub fn release_buffer(&mut self) {
-        self.buf = Vec::new();
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        } else {
+            self.buf.shrink_to_fit();
+        }
     }
 
-    /// Whether bytes of a next (pipelined) request are already buffered.
-    pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
+    /// Gives back a buffer a large body grew, keeping what is left in it: an idle keep-alive
+    /// connection must not hold a megabyte because its last request had one.
+    fn shrink_buffer(&mut self) {
+        if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() <= KEEP_CAPACITY {
+            self.buf.shrink_to(KEEP_CAPACITY.max(self.buf.len()));
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            }
+        }
     }
 
     /// Reads the next request head. `Ok(None)`: the peer closed, or stayed idle until
@@ -122,11 +136,13 @@ impl Conn {
                 BodyKind::None => Ok(Vec::new()),
             }
         };
-        future::or(read, async {
+        let body = future::or(read, async {
             (&mut sleep).await;
             Err(HttpError::Timeout)
         })
-        .await
+        .await;
+        self.shrink_buffer();
+        body
     }
 
     async fn read_exact_buffered(&mut self, n: usize) -> Result<Vec<u8>, HttpError> {
@@ -213,29 +229,51 @@ impl Conn {
 }
 
 impl Conn {
-    /// Closes after an error answer without losing it: closing a socket that still has unread
-    /// input sends a reset, which can destroy the answer in flight (RFC 9112, 9.6). So the write
-    /// side is shut first and input is read and dropped until the peer closes, up to
-    /// `LINGER_BYTES` (256 KiB) or `deadline`.
+    /// Closes without losing what was written: closing a socket that still has unread input
+    /// sends a reset, which destroys every answer still queued for the client (RFC 9112, 9.6),
+    /// and a client may have pipelined more requests than the server will answer. So the write
+    /// side is shut first (the client reads our answers, then end of stream), and input is read
+    /// and dropped until the peer closes, up to [`LINGER_BYTES`] or `deadline`. Every close of a
+    /// connection that may have unread input goes through here.
     pub async fn linger_close(self, timers: &Timers, deadline: Instant) {
         let _ = self.stream.get_ref().shutdown(std::net::Shutdown::Write);
-        let mut sleep = timers.sleep_until(deadline);
-        let drain = async {
-            let mut scratch = [0u8; 2048];
-            let mut left = LINGER_BYTES;
-            while left > 0 {
-                match (&self.stream).read(&mut scratch).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => left = left.saturating_sub(n),
+        // Boxed: a rare exit whose scratch buffer must not sit in every connection's future.
+        Box::pin(async {
+            let mut sleep = timers.sleep_until(deadline);
+            let drain = async {
+                let mut scratch = [0u8; 2048];
+                let mut left = LINGER_BYTES;
+                while left > 0 {
+                    match (&self.stream).read(&mut scratch).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => left = left.saturating_sub(n),
+                    }
                 }
-            }
-        };
-        future::or(drain, &mut sleep).await;
+            };
+            future::or(drain, &mut sleep).await;
+        })
+        .await;
     }
 }
 
 /// Most input read and dropped while lingering before a close.
 const LINGER_BYTES: usize = 256 * 1024;
+
+/// Drains what a fresh socket has already received, writes `answer` without waiting, and shuts
+/// the write side, for connections refused before they get a task: the answer then goes out
+/// before a FIN instead of being destroyed by a reset for the unread request. Input arriving
+/// after the close can still reset it; `linger_close` covers that where a task can be afforded.
+pub fn refuse_now(stream: &TcpStream, answer: &[u8]) {
+    let mut scratch = [0u8; 2048];
+    for _ in 0..4 {
+        match std::io::Read::read(&mut &*stream, &mut scratch) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+    let _ = std::io::Write::write(&mut &*stream, answer);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
 
 /// Writes what the socket takes now, without waiting: the number of bytes written.
 pub fn write_now(stream: &Async<TcpStream>, bytes: &[u8]) -> std::io::Result<usize> {

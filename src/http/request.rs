@@ -56,6 +56,7 @@ enum Kept {
     ContentType,
     Origin,
     ForwardedFor,
+    Host,
 }
 
 /// A parsed request head.
@@ -77,7 +78,7 @@ pub struct Request {
     text: String,
     path_end: usize,
     target_end: usize,
-    kept: [Option<(usize, usize)>; 5],
+    kept: [Option<(usize, usize)>; 6],
 }
 
 /// Parses a request head from the start of `buf`: `Ok(Some((request, head_len)))` when whole,
@@ -119,7 +120,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
         path_end: target.find('?').unwrap_or(target.len()),
         target_end: target.len(),
         text,
-        kept: [None; 5],
+        kept: [None; 6],
     };
     let mut length: Option<usize> = None;
     let mut chunked = false;
@@ -129,6 +130,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
         // after one comparison.
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
         let kept = match name.len() {
+            4 if is("host") => Some(Kept::Host),
             6 if is("origin") => Some(Kept::Origin),
             6 if is("expect") => {
                 if !header.value.eq_ignore_ascii_case(b"100-continue") {
@@ -230,6 +232,11 @@ impl Request {
     /// `Origin`.
     pub fn origin(&self) -> Option<&str> {
         self.kept(Kept::Origin)
+    }
+
+    /// `Host`.
+    pub fn host(&self) -> Option<&str> {
+        self.kept(Kept::Host)
     }
 
     /// `X-Forwarded-For`.
