@@ -1,17 +1,19 @@
 //! Accepts connections and runs them on the server's own executor threads.
 //!
-//! Two executors share the threads: `control` runs the accept loop and every request, `fanout`
-//! runs the streams (a connection moves there when its stream starts). Each thread drives both
-//! in turns (`drive`): the ready requests (up to 256), then at most `FANOUT_TURN` stream tasks, then the
+//! Two executors share the executor threads: `control` runs every request, `fanout` runs the
+//! streams (a connection moves there when its stream starts). Each thread drives both in turns
+//! (`drive`): the ready requests (up to 256), then at most `FANOUT_TURN` stream tasks, then the
 //! reactor. A producer's request that arrives during a fan-out therefore waits for the rest of
 //! one short turn (64 viewer writes, well under a millisecond), never for the fan-out of the
 //! previous update, and smol's own turns of 200 tasks per executor do not add up in front of it.
+//! Accepting and the timer wheel run on one more thread that runs no connection code, so no
+//! connection, however busy, can hold back a new client or a deadline.
 //!
 //! `Server::run_until(shutdown)` takes shutdown as an argument, as mini-redis does. When it
 //! completes the server drains: it stops accepting, tells every stream `shutting_down`, lets
 //! requests in flight finish, and returns once every connection is gone or `config.drain` has
 //! passed, whichever is first. Beyond `config.max_connections` open connections a new one is
-//! answered 503 at once, from the accept loop, without a task.
+//! answered 503 at once, from the accept loop, without a request task.
 //! The listening socket is made with rustix so its backlog can be 4,096: std's fixed 128 drops
 //! handshakes in a reconnect storm, and each drop costs the client a 1 s SYN retry.
 

@@ -311,3 +311,38 @@ async fn read_more(stream: &Async<TcpStream>, buf: &mut Vec<u8>, cap: usize) -> 
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn a_large_body_leaves_no_large_buffer_behind() {
+        // An idle keep-alive connection must not keep the megabyte its last body needed; the
+        // request pipelined after that body must still be there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut bytes = format!("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", MAX_BODY).into_bytes();
+            bytes.resize(bytes.len() + MAX_BODY, b'a');
+            bytes.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+            client.write_all(&bytes).unwrap();
+            client
+        });
+        smol::block_on(async {
+            let mut conn = Conn::new(Async::new(accepted).unwrap());
+            let timers = Timers::new(Duration::from_millis(100));
+            let shutdown = Shutdown::default();
+            let far = Instant::now() + Duration::from_secs(60);
+            let request = conn.read_head(&timers, &shutdown, far, Duration::from_secs(60)).await.unwrap().unwrap();
+            let body = conn.read_body(&timers, &request, far).await.unwrap();
+            assert_eq!(body.len(), MAX_BODY);
+            assert!(conn.buf.capacity() <= KEEP_CAPACITY, "{} bytes kept", conn.buf.capacity());
+            let next = conn.read_head(&timers, &shutdown, far, Duration::from_secs(60)).await.unwrap().unwrap();
+            assert_eq!(next.path(), "/next");
+        });
+        drop(writer.join().unwrap());
+    }
+}
