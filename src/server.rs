@@ -117,8 +117,10 @@ impl Server {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing"))?;
-        let config = tracker.config().clone();
+        let mut config = tracker.config().clone();
         config.validate().map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+        // Past the open-file limit, accepts fail instead of being answered 503.
+        config.max_connections = config.max_connections.min(crate::config::default_max_connections());
         let listener = Async::new(listen(addr)?)?;
         let shared = Shared {
             open_per_client: OpenPerClient::new(config.max_connections_per_client),
