@@ -107,8 +107,8 @@ pub const SERVE_FLAGS: &[Flag] = &[
     Flag::new(
         "allowed-host",
         Some("HOST"),
-        "answer requests for this Host, any port (repeatable, comma-separated, or *) \
-         [default: loopback names on a loopback --listen, any host otherwise]",
+        "answer this Host, any port (repeatable, comma-separated, or *) \
+         [default: loopback names if --listen is loopback, else any]",
     )
     .or_env("SSE_PROGRESS_ALLOWED_HOST")
     .repeatable(),
@@ -315,16 +315,16 @@ pub fn serve_settings(flags: &Flags) -> Result<(SocketAddr, Config), String> {
 fn usage_of(command: &str, synopsis: &str, specs: &[&[Flag]]) -> String {
     let mut out = format!(
         "Usage: sse-progress {command} {synopsis}\n\nOptions (each also from the environment variable shown; \
-         a switch's variable turns it on with 1, true or yes):\n"
+         a switch's variable\nturns it on with 1, true or yes):\n"
     );
     for spec in specs.iter().flat_map(|s| s.iter()) {
         let left = match spec.value {
             Some(v) => format!("--{} {v}", spec.name),
             None => format!("--{}", spec.name),
         };
-        out.push_str(&format!("  {left:<28} {}\n", spec.help));
+        out.push_str(&format!("  {left:<32} {}\n", spec.help));
         if let Some(var) = spec.env {
-            out.push_str(&format!("  {:<28} [env: {var}]\n", ""));
+            out.push_str(&format!("  {:<32} [env: {var}]\n", ""));
         }
     }
     out.push_str("\nDEBUG=sse:* (or sse:http,sse:conn,sse:tracker,sse:server) logs to stderr.\n");

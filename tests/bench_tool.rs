@@ -56,11 +56,18 @@ fn bench_reports_every_delivery_as_json() {
 fn bench_reports_refused_streams_and_fails() {
     // Every subscribe is refused (401: the server wants a token): the tool says why, at once,
     // and exits 1, instead of waiting out its connect deadline.
-    let server =
-        start_server(Config { require_subscribe_token: true, connect_rate_per_client: 0, ..Config::default() });
+    // (Subscribe tokens come with a publish token: one without the other is refused at start.)
+    let server = start_server(Config {
+        require_subscribe_token: true,
+        publish_token: Some("p".into()),
+        connect_rate_per_client: 0,
+        ..Config::default()
+    });
     let started = std::time::Instant::now();
-    let out =
-        bench(server.addr, &["--streams", "20", "--updates", "2", "--interval-ms", "10", "--threads", "2", "--json"]);
+    let out = bench(
+        server.addr,
+        &["--streams", "20", "--updates", "2", "--interval-ms", "10", "--threads", "2", "--token", "p", "--json"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(report["streamsHeld"], 0, "{report}");

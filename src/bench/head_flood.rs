@@ -89,6 +89,25 @@ impl Shared {
     }
 }
 
+/// Runs `bench --head-flood` and prints the report; returns the exit code (1 when the flood met
+/// an error, 2 when the run could not be made).
+pub fn main(flood: &Flood, json: bool) -> i32 {
+    match run(flood) {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string(&report).expect("a report serializes"));
+            } else {
+                print_table(&report);
+            }
+            i32::from(!report.errors.is_empty())
+        }
+        Err(e) => {
+            eprintln!("sse-progress bench: {e}");
+            2
+        }
+    }
+}
+
 /// Runs one measurement: sets up both tasks, floods, publishes, stops the flood, cleans up.
 pub fn run(flood: &Flood) -> Result<FloodReport, String> {
     let large = format!("{}-large", flood.task);
@@ -269,8 +288,7 @@ fn publish(producer: &mut Client, flood: &Flood) -> Result<Vec<u64>, String> {
     Ok(round_trips)
 }
 
-/// Prints the report as a table.
-pub fn print_table(r: &FloodReport) {
+fn print_table(r: &FloodReport) {
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "head flood               {} connections x {} pipelined HEADs of a {}-byte result",

@@ -187,7 +187,15 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     if let Some(depth) = plan.head_flood {
-        return flood_main(&plan, depth, json);
+        let flood = Flood {
+            url: plan.url,
+            token: plan.token,
+            depth,
+            updates: plan.updates,
+            interval: plan.interval,
+            task: plan.task,
+        };
+        return head_flood::main(&flood, json);
     }
     match run(&plan) {
         Ok(report) => {
@@ -197,32 +205,6 @@ pub fn main(args: &[String]) -> i32 {
                 print_table(&report);
             }
             i32::from(report.streams_held < report.streams)
-        }
-        Err(e) => {
-            eprintln!("sse-progress bench: {e}");
-            2
-        }
-    }
-}
-
-/// Runs `--head-flood`; returns the exit code (1 when the flood met an error).
-fn flood_main(plan: &Plan, depth: usize, json: bool) -> i32 {
-    let flood = Flood {
-        url: plan.url.clone(),
-        token: plan.token.clone(),
-        depth,
-        updates: plan.updates,
-        interval: plan.interval,
-        task: plan.task.clone(),
-    };
-    match head_flood::run(&flood) {
-        Ok(report) => {
-            if json {
-                println!("{}", serde_json::to_string(&report).expect("a report serializes"));
-            } else {
-                head_flood::print_table(&report);
-            }
-            i32::from(!report.errors.is_empty())
         }
         Err(e) => {
             eprintln!("sse-progress bench: {e}");
