@@ -17,20 +17,22 @@ Calls (URL is the server, e.g. http://127.0.0.1:8080):
   get ID | list | delete ID
 
 The answer's JSON is printed on stdout; an error answer exits 1, a usage error 2.
---token (or SSE_PROGRESS_PUBLISH_TOKEN) is sent as `Authorization: Bearer TOKEN`.
+--token TOKEN is sent as `Authorization: Bearer TOKEN`.
+Reads no environment variables: every setting is a flag of this command line.
 ";
 
+/// Command-line only: a variable exported for one call would silently change every later one.
 const FLAGS: &[Flag] = &[
-    Flag { name: "token", value: Some("TOKEN"), help: "the server's publish token", repeatable: false },
-    Flag { name: "publish-token", value: Some("TOKEN"), help: "same as --token", repeatable: false },
-    Flag { name: "id", value: Some("ID"), help: "task id for create", repeatable: false },
-    Flag { name: "stage", value: Some("TEXT"), help: "stage label", repeatable: false },
-    Flag { name: "message", value: Some("TEXT"), help: "message", repeatable: false },
-    Flag { name: "progress", value: Some("N"), help: "0 to 100", repeatable: false },
-    Flag { name: "status", value: Some("STATUS"), help: "pending or running", repeatable: false },
-    Flag { name: "reset", value: None, help: "allow progress to move back", repeatable: false },
-    Flag { name: "result", value: Some("JSON"), help: "result of complete", repeatable: false },
-    Flag { name: "error", value: Some("TEXT"), help: "error of fail", repeatable: false },
+    Flag::new("token", Some("TOKEN"), "the server's publish token"),
+    Flag::new("publish-token", Some("TOKEN"), "same as --token"),
+    Flag::new("id", Some("ID"), "task id for create"),
+    Flag::new("stage", Some("TEXT"), "stage label"),
+    Flag::new("message", Some("TEXT"), "message"),
+    Flag::new("progress", Some("N"), "0 to 100"),
+    Flag::new("status", Some("STATUS"), "pending or running"),
+    Flag::new("reset", None, "allow progress to move back"),
+    Flag::new("result", Some("JSON"), "result of complete"),
+    Flag::new("error", Some("TEXT"), "error of fail"),
 ];
 
 /// Runs `publish`; returns the exit code.

@@ -12,13 +12,16 @@ Usage: sse-progress watch URL TASK_ID [--token TOKEN]
 
 Follows one task with a progress bar until it completes (exit 0) or fails (exit 1).
 Reconnects up to 3 times, 2 s doubling, resuming with Last-Event-ID.
+--token TOKEN is the task's subscribe token (sent as ?token=).
+Reads no environment variables: every setting is a flag of this command line.
 ";
 
 const MAX_ATTEMPTS: u32 = 3;
 
 /// Runs `watch`; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
-    let flags = &[crate::cli::Flag { name: "token", value: Some("TOKEN"), help: "subscribe token", repeatable: false }];
+    // Command-line only: a publish token exported for `publish` must never go out in a URL.
+    let flags = &[crate::cli::Flag::new("token", Some("TOKEN"), "subscribe token")];
     let (flags, positional) = match crate::cli::parse_flags(args, &[flags]) {
         Ok(parsed) => parsed,
         Err(e) => {

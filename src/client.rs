@@ -78,13 +78,18 @@ impl Client {
 }
 
 /// The bytes of one request to `url`: a bearer `token` if given, a JSON `body` if given.
+///
+/// `Host` is the URL's authority. A `POST`, `PUT` or `PATCH` always says it is JSON, even with no
+/// body: the server answers one without `Content-Type: application/json` with `415` (API.md), so
+/// a web page's form cannot pass for a producer.
 pub fn request_bytes(url: &Url, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
     let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", url.base, url.authority);
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    if let Some(body) = body {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    if body.is_some() || matches!(method, "POST" | "PUT" | "PATCH") {
+        let length = body.map_or(0, str::len);
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {length}\r\n"));
     }
     head.push_str("\r\n");
     head.push_str(body.unwrap_or(""));
@@ -230,6 +235,30 @@ impl<R: BufRead> EventReader<R> {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(method: &str, body: Option<&str>) -> String {
+        let url = Url::parse("http://127.0.0.1:8080/base").unwrap();
+        String::from_utf8(request_bytes(&url, Some("t"), method, "/x", body)).unwrap()
+    }
+
+    #[test]
+    fn producer_calls_are_json_even_without_a_body() {
+        for method in ["POST", "PATCH"] {
+            let request = text(method, None);
+            assert!(request.starts_with(&format!("{method} /base/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")));
+            assert!(request.contains("\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n"), "{request}");
+        }
+        assert!(text("POST", Some("{}")).ends_with("Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"));
+        for method in ["GET", "HEAD", "DELETE"] {
+            let request = text(method, None);
+            assert!(!request.contains("Content-") && request.ends_with("Bearer t\r\n\r\n"), "{request}");
         }
     }
 }

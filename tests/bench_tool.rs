@@ -56,11 +56,18 @@ fn bench_reports_every_delivery_as_json() {
 fn bench_reports_refused_streams_and_fails() {
     // Every subscribe is refused (401: the server wants a token): the tool says why, at once,
     // and exits 1, instead of waiting out its connect deadline.
-    let server =
-        start_server(Config { require_subscribe_token: true, connect_rate_per_client: 0, ..Config::default() });
+    // (Subscribe tokens come with a publish token: one without the other is refused at start.)
+    let server = start_server(Config {
+        require_subscribe_token: true,
+        publish_token: Some("p".into()),
+        connect_rate_per_client: 0,
+        ..Config::default()
+    });
     let started = std::time::Instant::now();
-    let out =
-        bench(server.addr, &["--streams", "20", "--updates", "2", "--interval-ms", "10", "--threads", "2", "--json"]);
+    let out = bench(
+        server.addr,
+        &["--streams", "20", "--updates", "2", "--interval-ms", "10", "--threads", "2", "--token", "p", "--json"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(report["streamsHeld"], 0, "{report}");
@@ -116,4 +123,26 @@ fn bench_reports_viewers_that_cannot_connect_at_once() {
     assert_eq!(report["streamsHeld"], 0, "{report}");
     assert!(report["errors"].to_string().contains("connect: "), "{report}");
     assert!(started.elapsed() < std::time::Duration::from_secs(8), "the tool waited for nothing");
+}
+
+#[test]
+fn bench_measures_patches_under_a_head_flood() {
+    // `--head-flood`: two connections pipeline HEADs of a task with a ~1 MiB result while one
+    // producer PATCHes another; the report has every PATCH's round trip and the HEADs answered,
+    // and the tool cleans up both tasks.
+    let server = start_default();
+    let out = bench(
+        server.addr,
+        &["--head-flood", "20", "--updates", "10", "--interval-ms", "10", "--task", "flood", "--json"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!((report["mode"].as_str(), report["updates"].as_u64()), (Some("head-flood"), Some(10)), "{report}");
+    assert_eq!((report["floodConnections"].as_u64(), report["pipelinedHeads"].as_u64()), (Some(2), Some(20)));
+    assert!(report["resultBytes"].as_u64().unwrap() > 1_000_000, "{report}");
+    let (p50, p99, max) = (report["patchP50Us"].as_u64(), report["patchP99Us"].as_u64(), report["patchMaxUs"].as_u64());
+    assert!(p50 > Some(0) && p50 <= p99 && p99 <= max, "{report}");
+    assert!(report["headsAnswered"].as_u64().unwrap() > 0, "the flood ran alongside: {report}");
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert!(server.tracker.get_task("flood").is_none() && server.tracker.get_task("flood-large").is_none());
 }

@@ -159,3 +159,162 @@ fn demo_serves_simulated_tasks_that_curl_can_watch() {
     let _ = child.wait();
     assert!(stderr.contains("sse:http"), "DEBUG=sse:http logs requests: {stderr}");
 }
+
+/// Runs the binary with `args` and the environment variables `env` set.
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(&mut child, Duration::from_secs(20));
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn watch_does_not_send_a_token_from_the_environment() {
+    // `SSE_PROGRESS_TOKEN` exported for another command must not go out in watch's stream URL
+    // (where proxies log it): the request line a tiny server receives carries no token.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut reader = BufReader::new(socket);
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            assert!(reader.read_line(&mut head).unwrap() > 0, "the request ended early: {head:?}");
+        }
+        let mut socket = reader.into_inner();
+        std::io::Write::write_all(
+            &mut socket,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        head
+    });
+    let out = run_with_env(&["watch", &url, "some-task"], &[("SSE_PROGRESS_TOKEN", "secret")]);
+    let head = server.join().unwrap();
+    assert!(head.starts_with("GET /api/brand-monitor/progress/some-task HTTP/1.1\r\n"), "{head}");
+    assert!(!head.contains("secret"), "the token went out: {head}");
+    assert_eq!(out.status.code(), Some(1), "a task not found exits 1: {out:?}");
+}
+
+#[test]
+fn publish_and_bench_read_no_environment_variables() {
+    // Variables named after publish's and bench's flags change nothing: no message added to a
+    // publish, no token sent, no bench setting taken.
+    let server = start_server(sse_progress::Config { publish_token: Some("t0k".into()), ..Default::default() });
+    let url = format!("http://{}", server.addr);
+    let env = [("SSE_PROGRESS_MESSAGE", "injected"), ("SSE_PROGRESS_STAGE", "injected")];
+    let out = run_with_env(&["publish", &url, "create", "--id", "e", "--token", "t0k"], &env);
+    assert!(out.status.success(), "{out:?}");
+    let task: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((task["message"].as_str(), task["stage"].as_str()), (Some(""), Some("")), "{task}");
+    let env = [("SSE_PROGRESS_TOKEN", "t0k"), ("SSE_PROGRESS_PUBLISH_TOKEN", "t0k")];
+    let out = run_with_env(&["publish", &url, "create", "--id", "f"], &env);
+    assert_eq!(out.status.code(), Some(1), "no token from the environment, so 401: {out:?}");
+    assert!(stdout(&out).contains("401") || stdout(&out).contains("unauthorized"), "{}", stdout(&out));
+    // A bench setting from the environment would be refused as not a number before any connect.
+    let out =
+        run_with_env(&["bench", "--url", "http://127.0.0.1:1", "--streams", "1"], &[("SSE_PROGRESS_UPDATES", "x")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot connect") && !stderr(&out).contains("--updates"), "{}", stderr(&out));
+}
+
+#[test]
+fn help_lists_the_variables_of_serve_and_demo_and_none_elsewhere() {
+    // serve and demo name a variable for each flag, the new protection flags included; publish,
+    // watch and bench say they read none.
+    for (command, flags) in [
+        ("serve", &["--max-connections-per-client", "--max-result-bytes", "--allowed-host", "--listen"][..]),
+        ("demo", &["--allowed-host", "--concurrent", "--exit-after-secs"][..]),
+    ] {
+        let help = stdout(&run(&[command, "--help"]));
+        for flag in flags {
+            let var = format!("SSE_PROGRESS_{}", flag[2..].to_uppercase().replace('-', "_"));
+            assert!(help.contains(flag) && help.contains(&format!("[env: {var}]")), "{flag} / {var} in:\n{help}");
+        }
+    }
+    for command in ["publish", "watch", "bench"] {
+        let help = stdout(&run(&[command, "--help"]));
+        assert!(help.contains("Reads no environment variables") && !help.contains("SSE_PROGRESS"), "{help}");
+    }
+}
+
+#[test]
+fn serve_refuses_numbers_out_of_range_at_start() {
+    // Durations past ten years (which would overflow deadlines later) and counts past their type
+    // are refused before listening, naming the flag; exit 2.
+    for (flag, value) in [
+        ("--retention-secs", "99999999999999999"),
+        ("--drain-secs", "99999999999999999"),
+        ("--drain-secs", "315360001"),
+        ("--heartbeat-secs", "99999999999999999999999"),
+        ("--max-streams-per-client", "4294967296"),
+    ] {
+        let out = run(&["serve", "--listen", "127.0.0.1:0", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {out:?}");
+        let message = stderr(&out);
+        assert!(message.contains(flag) && !message.contains("listening"), "{flag} {value}: {message}");
+    }
+    let message = stderr(&run(&["serve", "--listen", "127.0.0.1:0", "--retention-secs", "99999999999999999"]));
+    assert!(message.contains("ten years"), "{message}");
+}
+
+#[test]
+fn serve_refuses_settings_that_protect_nothing() {
+    // Subscribe tokens without a publish token, and an empty publish token, are refused at start
+    // with a sentence saying why (an empty token used to be dropped, leaving the server open).
+    let out = run(&["serve", "--listen", "127.0.0.1:0", "--require-subscribe-token"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("publish token"), "{}", stderr(&out));
+    let out = run(&["serve", "--listen", "127.0.0.1:0", "--publish-token", ""]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+    let out = run_with_env(&["serve", "--listen", "127.0.0.1:0"], &[("SSE_PROGRESS_PUBLISH_TOKEN", "")]);
+    assert_eq!(out.status.code(), Some(2), "an empty token from the environment too: {out:?}");
+}
+
+#[test]
+fn serve_lowers_max_connections_to_the_open_file_limit() {
+    // A cap the open-file limit cannot honour is lowered, with a note, and the server starts.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--max-connections", "999999999999"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("listening on")) {
+        match received.recv_timeout(TIMEOUT) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not start: {seen:?}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("--max-connections 999999999999") && l.contains("open-file limit")),
+        "{seen:?}"
+    );
+}

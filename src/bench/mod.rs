@@ -3,14 +3,19 @@
 //! per stream, delivery latency over every (viewer, update) pair, losses, publish round trip,
 //! and the server's CPU per delivered event.
 //!
+//! `--head-flood N` measures instead a producer's PATCH round trip while two connections pipeline
+//! HEADs of a large task (`head_flood`).
+//!
 //! It talks only to loopback addresses and stops by itself: every phase has a deadline.
 //! `--peer nchan` drives an nginx-nchan server with the same method, so both are measured by
 //! the same code in the same run.
 
+mod head_flood;
 mod producers;
 mod stats;
 mod viewers;
 
+pub use head_flood::{Flood, FloodReport};
 pub use stats::{cpu_seconds, percentile, rss_kib};
 
 use std::net::IpAddr;
@@ -48,24 +53,31 @@ Options:
   --busy-poll               viewer threads poll without sleeping, each taking a whole core: on
                             loopback a sleeping viewer thread makes every server send pay for
                             waking it, a cost a server never pays for clients on other hosts
+  --head-flood N            instead of streams: two connections each keep N pipelined HEADs of
+                            a task with a ~1 MiB result in flight while one producer PATCHes
+                            another task --updates times, one every --interval-ms; reports the
+                            PATCH round trip p50/p99/max and the HEADs answered meanwhile
   --json                    print one JSON line instead of the table
+
+Reads no environment variables: every setting is a flag of this command line.
 ";
 
 const FLAGS: &[Flag] = &[
-    Flag { name: "url", value: Some("URL"), help: "", repeatable: false },
-    Flag { name: "streams", value: Some("N"), help: "", repeatable: false },
-    Flag { name: "updates", value: Some("K"), help: "", repeatable: false },
-    Flag { name: "interval-ms", value: Some("MS"), help: "", repeatable: false },
-    Flag { name: "sources", value: Some("LIST"), help: "", repeatable: true },
-    Flag { name: "connects-in-flight", value: Some("N"), help: "", repeatable: false },
-    Flag { name: "server-pid", value: Some("PIDS"), help: "", repeatable: true },
-    Flag { name: "peer", value: Some("NAME"), help: "", repeatable: false },
-    Flag { name: "task", value: Some("ID"), help: "", repeatable: false },
-    Flag { name: "token", value: Some("TOKEN"), help: "", repeatable: false },
-    Flag { name: "threads", value: Some("N"), help: "", repeatable: false },
-    Flag { name: "json", value: None, help: "", repeatable: false },
-    Flag { name: "producers", value: Some("N"), help: "", repeatable: false },
-    Flag { name: "busy-poll", value: None, help: "", repeatable: false },
+    Flag::new("url", Some("URL"), ""),
+    Flag::new("streams", Some("N"), ""),
+    Flag::new("updates", Some("K"), ""),
+    Flag::new("interval-ms", Some("MS"), ""),
+    Flag::new("sources", Some("LIST"), "").repeatable(),
+    Flag::new("connects-in-flight", Some("N"), ""),
+    Flag::new("server-pid", Some("PIDS"), "").repeatable(),
+    Flag::new("peer", Some("NAME"), ""),
+    Flag::new("task", Some("ID"), ""),
+    Flag::new("token", Some("TOKEN"), ""),
+    Flag::new("threads", Some("N"), ""),
+    Flag::new("json", None, ""),
+    Flag::new("producers", Some("N"), ""),
+    Flag::new("busy-poll", None, ""),
+    Flag::new("head-flood", Some("N"), ""),
 ];
 
 /// The server's protocol.
@@ -106,6 +118,9 @@ pub struct Plan {
     pub producers: usize,
     /// Viewer threads poll without sleeping.
     pub busy_poll: bool,
+    /// Measure the PATCH round trip under a flood of this many pipelined HEADs per connection
+    /// instead of streams.
+    pub head_flood: Option<usize>,
 }
 
 /// The measured figures.
@@ -164,9 +179,26 @@ pub fn main(args: &[String]) -> i32 {
         print!("{HELP}");
         return 0;
     }
-    let result = parse(args).and_then(|(plan, json)| run(&plan).map(|report| (report, json)));
-    match result {
-        Ok((report, json)) => {
+    let (plan, json) = match parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("sse-progress bench: {e}");
+            return 2;
+        }
+    };
+    if let Some(depth) = plan.head_flood {
+        let flood = Flood {
+            url: plan.url,
+            token: plan.token,
+            depth,
+            updates: plan.updates,
+            interval: plan.interval,
+            task: plan.task,
+        };
+        return head_flood::main(&flood, json);
+    }
+    match run(&plan) {
+        Ok(report) => {
             if json {
                 println!("{}", serde_json::to_string(&report).expect("a report serializes"));
             } else {
@@ -228,6 +260,7 @@ fn parse(args: &[String]) -> Result<(Plan, bool), String> {
         threads: num("threads", 1)?.clamp(1, 64),
         producers: num("producers", 1)?.clamp(1, 256),
         busy_poll: flags.contains_key("busy-poll"),
+        head_flood: flags.get("head-flood").map(|_| num("head-flood", 0)).transpose()?.map(|n| n.clamp(1, 10_000)),
     };
     Ok((plan, flags.contains_key("json")))
 }
