@@ -339,8 +339,8 @@ fn malformed_requests_are_400_json_and_close() {
         ("Content-Length signed", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}"),
         ("two different Content-Lengths", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"),
         ("Transfer-Encoding gzip", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
-        ("a bad chunk size", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-        ("a chunk without its CRLF", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX"),
+        ("a bad chunk size", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        ("a chunk without its CRLF", b"POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX"),
     ];
     for (case, bytes) in cases {
         let got = exchange(server.addr, bytes);

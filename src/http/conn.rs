@@ -13,6 +13,7 @@ use smol::future;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::HttpError;
+use super::chunked::{self, Status};
 use super::request::{self, BodyKind, MAX_BODY, MAX_HEAD, Request};
 use crate::shutdown::Shutdown;
 use crate::timer_wheel::Timers;
@@ -155,44 +156,46 @@ impl Conn {
         Ok(self.buf.drain(..n).collect())
     }
 
-    /// Decodes `Transfer-Encoding: chunked`, refusing more than [`MAX_BODY`] of data.
+    /// Decodes `Transfer-Encoding: chunked` as [`chunked`] reads it, refusing more than
+    /// [`MAX_BODY`] of data. Each element is parsed from the buffer, which is filled only while
+    /// the parser needs more bytes, so a malformed line is refused as soon as its first bad byte
+    /// arrives.
     async fn read_chunked(&mut self) -> Result<Vec<u8>, HttpError> {
         let mut body = Vec::new();
         loop {
-            let (start, size) = loop {
-                match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete((start, size))) => break (start, size),
-                    Ok(httparse::Status::Partial) if self.buf.len() > 1024 => {
-                        return Err(HttpError::Malformed("A chunk-size line is too long."));
-                    }
-                    Ok(httparse::Status::Partial) => self.fill(2048).await?,
-                    Err(_) => return Err(HttpError::Malformed("The chunked body is malformed.")),
+            let (size, line) = loop {
+                match chunked::size_line(&self.buf)? {
+                    Status::Complete(done) => break done,
+                    Status::Partial => self.fill(chunked::MAX_LINE).await?,
                 }
             };
             let size =
-                usize::try_from(size).ok().filter(|s| body.len() + s <= MAX_BODY).ok_or(HttpError::BodyTooLarge)?;
-            self.buf.drain(..start);
+                usize::try_from(size).ok().filter(|&s| s <= MAX_BODY - body.len()).ok_or(HttpError::BodyTooLarge)?;
+            self.buf.drain(..line);
             if size == 0 {
-                // Trailer fields are allowed and ignored; the body ends at an empty line.
+                // Trailer fields are checked and ignored; the body ends at an empty line.
                 loop {
-                    if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                        let line_empty = end == 0;
-                        self.buf.drain(..end + 2);
-                        if line_empty {
+                    match chunked::trailer_section(&self.buf)? {
+                        Status::Complete(len) => {
+                            self.buf.drain(..len);
                             return Ok(body);
                         }
-                    } else if self.buf.len() > MAX_HEAD {
-                        return Err(HttpError::HeadTooLarge);
-                    } else {
-                        self.fill(MAX_HEAD + 2).await?;
+                        Status::Partial => self.fill(chunked::MAX_TRAILERS).await?,
                     }
                 }
             }
-            let chunk = self.read_exact_buffered(size + 2).await?;
-            if &chunk[size..] != b"\r\n" {
-                return Err(HttpError::Malformed("A chunk does not end with CRLF."));
-            }
-            body.extend_from_slice(&chunk[..size]);
+            let end = loop {
+                if self.buf.len() > size
+                    && let Status::Complete(crlf) = chunked::data_end(&self.buf[size..])?
+                {
+                    break size + crlf;
+                }
+                // Here fewer than `size + 2` bytes are buffered.
+                let cap = self.buf.len() + (size + 2 - self.buf.len()).min(64 * 1024);
+                self.fill(cap).await?;
+            };
+            body.extend_from_slice(&self.buf[..size]);
+            self.buf.drain(..end);
         }
     }
 

@@ -2,8 +2,12 @@
 //!
 //! It is small because the server needs little: origin-form targets, a handful of headers,
 //! bodies of at most 1 MiB, and responses it builds itself. Every limit is a named constant in
-//! [`request`], and every failure is an [`HttpError`] that answers with the JSON error shape.
+//! [`request`] or [`chunked`], and every failure is an [`HttpError`] that answers with the JSON
+//! error shape. Framing is read strictly (chunk lines by our own parser, one `Host`, no
+//! `Transfer-Encoding` on HTTP/1.0) because a front end that reads a request's end differently
+//! is how requests are smuggled.
 
+pub mod chunked;
 pub mod conn;
 pub mod request;
 pub mod response;
@@ -16,7 +20,8 @@ use response::Response;
 pub enum HttpError {
     /// Bytes that are not a request we accept (400), with the sentence to send.
     Malformed(&'static str),
-    /// The head is over [`request::MAX_HEAD`] or has too many headers (431).
+    /// The head (or the trailer section) is over [`request::MAX_HEAD`], or the head has more than
+    /// [`request::MAX_HEADERS`] lines (431).
     HeadTooLarge,
     /// The body is over [`request::MAX_BODY`] (413).
     BodyTooLarge,
@@ -33,7 +38,7 @@ impl HttpError {
     pub fn response(self) -> Option<Response> {
         let (status, code, message) = match self {
             HttpError::Malformed(message) => (400, "bad_request", message),
-            HttpError::HeadTooLarge => (431, "headers_too_large", "The request headers are over 8 KiB or 64 lines."),
+            HttpError::HeadTooLarge => (431, "headers_too_large", "The request headers are over 8 KiB or 100 lines."),
             HttpError::BodyTooLarge => (413, "body_too_large", "The request body is over 1 MiB."),
             HttpError::ExpectationFailed => (417, "expectation_failed", "Only `Expect: 100-continue` is supported."),
             HttpError::Timeout => (408, "request_timeout", "The request did not arrive in time."),

@@ -4,6 +4,10 @@
 //! Three outcomes stay apart, as httparse keeps them: not enough bytes yet (`Ok(None)`, keep
 //! reading), bad bytes (400), too many bytes (431). The head is copied out of the read buffer
 //! into a small owned [`Request`] so the buffer can be released once a stream starts.
+//!
+//! Heads that two readers (a front end and this server) could frame differently are refused:
+//! `Content-Length` with `Transfer-Encoding`, any `Transfer-Encoding` on HTTP/1.0 (which has
+//! none), two `Host` headers, or none on HTTP/1.1 (RFC 9112, 3.2 and 6.1).
 
 use std::borrow::Cow;
 
@@ -11,8 +15,9 @@ use super::HttpError;
 
 /// Longest request head (request line and headers), in bytes.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Most header lines in one request.
-pub const MAX_HEADERS: usize = 64;
+/// Most header lines in one request (hyper's default: [`MAX_HEAD`] is the limit that matters,
+/// and 64 lines refused real 7 KiB heads of many short headers).
+pub const MAX_HEADERS: usize = 100;
 /// Largest request body, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
 /// Longest value kept of a header we use (longer values are treated as absent or refused).
@@ -59,6 +64,9 @@ enum Kept {
     Host,
 }
 
+/// How many headers are kept (`Host` is the last of them).
+const KEPT: usize = Kept::Host as usize + 1;
+
 /// A parsed request head.
 ///
 /// Everything kept is copied into one string (the target, then the kept header values), so a
@@ -78,7 +86,7 @@ pub struct Request {
     text: String,
     path_end: usize,
     target_end: usize,
-    kept: [Option<(usize, usize)>; 6],
+    kept: [Option<(usize, usize)>; KEPT],
 }
 
 /// Parses a request head from the start of `buf`: `Ok(Some((request, head_len)))` when whole,
@@ -120,17 +128,24 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
         path_end: target.find('?').unwrap_or(target.len()),
         target_end: target.len(),
         text,
-        kept: [None; 6],
+        kept: [None; KEPT],
     };
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    let mut host = false;
     for header in parsed.headers.iter() {
         let name = header.name.as_bytes();
         // Dispatch on the length first: most headers (User-Agent, Accept, ...) are skipped
         // after one comparison.
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
         let kept = match name.len() {
-            4 if is("host") => Some(Kept::Host),
+            4 if is("host") => {
+                // Two Hosts can name two different sites to two readers of the same request.
+                if std::mem::replace(&mut host, true) {
+                    return Err(HttpError::Malformed("A request must not have two `Host` headers."));
+                }
+                Some(Kept::Host)
+            }
             6 if is("origin") => Some(Kept::Origin),
             6 if is("expect") => {
                 if !header.value.eq_ignore_ascii_case(b"100-continue") {
@@ -167,6 +182,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
             }
             15 if is("x-forwarded-for") => Some(Kept::ForwardedFor),
             17 if is("transfer-encoding") => {
+                // HTTP/1.0 has no chunked coding: a 1.0 front end would read the body differently
+                // (RFC 9112, 6.1).
+                if !http11 {
+                    return Err(HttpError::Malformed("An HTTP/1.0 request must not have `Transfer-Encoding`."));
+                }
                 // Only `chunked` alone is understood; anything else cannot be delimited safely.
                 if !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") || chunked {
                     return Err(HttpError::Malformed("Only `Transfer-Encoding: chunked` is supported."));
@@ -186,6 +206,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
             request.text.push_str(value);
             request.kept[which as usize] = Some((start, request.text.len()));
         }
+    }
+    if http11 && !host {
+        return Err(HttpError::Malformed("An HTTP/1.1 request must have a `Host` header."));
     }
     request.body = match (length, chunked) {
         // Both at once is how requests are smuggled past proxies: refuse it.
@@ -234,14 +257,14 @@ impl Request {
         self.kept(Kept::Origin)
     }
 
-    /// `Host`.
-    pub fn host(&self) -> Option<&str> {
-        self.kept(Kept::Host)
-    }
-
     /// `X-Forwarded-For`.
     pub fn forwarded_for(&self) -> Option<&str> {
         self.kept(Kept::ForwardedFor)
+    }
+
+    /// `Host` (always there on HTTP/1.1; HTTP/1.0 may leave it out).
+    pub fn host(&self) -> Option<&str> {
+        self.kept(Kept::Host)
     }
 
     /// The value of query parameter `name`, percent-decoded; `None` if absent or not UTF-8.
@@ -294,36 +317,66 @@ mod tests {
 
     #[test]
     fn outcomes_of_parsing_a_head() {
+        let hundred: String = (1..MAX_HEADERS).map(|i| format!("X-{i}: 1\r\n")).collect();
+        let hundred = format!("GET / HTTP/1.1\r\nHost: a\r\n{hundred}\r\n");
         let table: &[(&str, &str, Result<bool, HttpError>)] = &[
             ("whole", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(true)),
             ("partial", "GET / HTTP/1.1\r\nHost: a\r\n", Ok(false)),
             ("garbage", "\x01\x02 nonsense\r\n\r\n", Err(HttpError::Malformed("The request is not valid HTTP/1.1."))),
             (
                 "not a path",
-                "GET http://x/ HTTP/1.1\r\n\r\n",
+                "GET http://x/ HTTP/1.1\r\nHost: a\r\n\r\n",
                 Err(HttpError::Malformed("The request target must be a path starting with `/`.")),
             ),
             (
                 "smuggling",
-                "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                 Err(HttpError::Malformed("Content-Length and Transfer-Encoding must not both be set.")),
             ),
             (
                 "two lengths",
-                "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                 Err(HttpError::Malformed("Content-Length is given twice with different values.")),
             ),
             (
                 "signed length",
-                "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
                 Err(HttpError::Malformed("Content-Length is not a number.")),
             ),
             (
                 "gzip",
-                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
                 Err(HttpError::Malformed("Only `Transfer-Encoding: chunked` is supported.")),
             ),
-            ("odd expect", "POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", Err(HttpError::ExpectationFailed)),
+            ("odd expect", "POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", Err(HttpError::ExpectationFailed)),
+            (
+                "HTTP/1.0 chunked",
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(HttpError::Malformed("An HTTP/1.0 request must not have `Transfer-Encoding`.")),
+            ),
+            (
+                "HTTP/1.0 gzip",
+                "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Err(HttpError::Malformed("An HTTP/1.0 request must not have `Transfer-Encoding`.")),
+            ),
+            (
+                "two Hosts",
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                Err(HttpError::Malformed("A request must not have two `Host` headers.")),
+            ),
+            (
+                "the same Host twice",
+                "GET / HTTP/1.0\r\nhost: a\r\nHOST: a\r\n\r\n",
+                Err(HttpError::Malformed("A request must not have two `Host` headers.")),
+            ),
+            (
+                "no Host on HTTP/1.1",
+                "GET / HTTP/1.1\r\nX-Host: a\r\n\r\n",
+                Err(HttpError::Malformed("An HTTP/1.1 request must have a `Host` header.")),
+            ),
+            ("no Host on HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", Ok(true)),
+            ("an empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", Ok(true)),
+            ("100 lines", &hundred, Ok(true)),
         ];
         for (name, text, want) in table {
             let got = head(text).map(|r| r.is_some());
@@ -336,14 +389,18 @@ mod tests {
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
         assert_eq!(head(&big), Err(HttpError::HeadTooLarge));
         assert_eq!(head(&format!("{big}\r\n")), Err(HttpError::HeadTooLarge));
-        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: 1\r\n")).collect();
-        assert_eq!(head(&format!("GET / HTTP/1.1\r\n{many}\r\n")), Err(HttpError::HeadTooLarge));
+        let many: String = (1..=MAX_HEADERS).map(|i| format!("X-{i}: 1\r\n")).collect();
+        assert_eq!(
+            head(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
+            Err(HttpError::HeadTooLarge),
+            "101 lines"
+        );
     }
 
     #[test]
     fn the_fields_routes_use_are_kept() {
         let text = "PATCH /a/b?token=x%2By&z HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\
-                    Last-Event-ID: 7\r\nConnection: close\r\n\r\nrest";
+                    Last-Event-ID: 7\r\nHost: Example.com:8080\r\nConnection: close\r\n\r\nrest";
         let (request, len) = head(text).unwrap().unwrap();
         assert_eq!(len, text.len() - 4);
         assert_eq!(request.method, Method::Patch);
@@ -357,7 +414,9 @@ mod tests {
         assert!(request.expect_continue && !request.keep_alive);
         assert_eq!(request.last_event_id(), Some("7"));
         assert_eq!(request.origin(), None);
+        assert_eq!(request.host(), Some("Example.com:8080"));
         let (old, _) = head("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!old.http11 && !old.keep_alive);
+        assert_eq!(old.host(), None);
     }
 }
