@@ -1,9 +1,21 @@
 //! A tiny generational slab: the storage behind the timer wheel, the viewer list of a topic and
 //! the connection registry.
 //!
-//! Why our own: each of those needs O(1) insert and remove by key, and the timer wheel also needs
-//! to tell a live key from a stale one (a cancelled timer whose slot was reused), which is what
-//! the generation in [`Key`] is for. Forty lines are easier to audit than another crate.
+//! Why our own: each of those needs cheap insert and remove by key, the timer wheel also needs to
+//! tell a live key from a stale one (a cancelled timer whose slot was reused), which is what the
+//! generation in [`Key`] is for, and all of them must give memory back after a burst. A hundred
+//! lines are easier to audit than another crate.
+//!
+//! Giving memory back: a new value takes the lowest free slot (the free list is a min-heap, so
+//! insert costs O(log n) instead of O(1)), so values gather at the front, and removing the last
+//! slot drops every free slot at the end, each slot once (amortized O(1)). The slots' allocation
+//! shrinks when less than a quarter of it is used. Indices dropped from the end stay in the heap
+//! until popped (and are then skipped) or until they are most of it (then the heap is rebuilt),
+//! so no remove walks the whole list. A slot made again after being dropped starts at a
+//! generation past every dropped slot's, so an old key never matches its new value.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// A handle to a value in a [`Slab`]; stale once the value is removed, even if the index is reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,32 +30,44 @@ struct Slot<T> {
     value: Option<T>,
 }
 
+/// Allocated slots (and free-list entries) a slab keeps however empty it gets: below this,
+/// shrinking is not worth its work.
+const SHRINK_FLOOR: usize = 64;
+
 /// Values addressed by [`Key`]s, with freed slots reused.
 #[derive(Debug)]
 pub struct Slab<T> {
     slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+    /// Free slots, lowest on top; may also hold indices of slots since dropped or reused, which
+    /// are skipped when popped.
+    free: BinaryHeap<Reverse<u32>>,
     len: usize,
+    /// The generation of a slot made anew: at least that of every slot dropped from the end.
+    fresh_generation: u32,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        Slab { slots: Vec::new(), free: BinaryHeap::new(), len: 0, fresh_generation: 0 }
     }
 }
 
 impl<T> Slab<T> {
-    /// Stores `value` and returns its key.
+    /// Stores `value` in the lowest free slot and returns its key.
     pub fn insert(&mut self, value: T) -> Key {
         self.len += 1;
-        if let Some(index) = self.free.pop() {
-            let slot = &mut self.slots[index as usize];
-            slot.value = Some(value);
-            return Key { index, generation: slot.generation };
+        while let Some(Reverse(index)) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(index as usize)
+                && slot.value.is_none()
+            {
+                slot.value = Some(value);
+                return Key { index, generation: slot.generation };
+            }
         }
         let index = u32::try_from(self.slots.len()).expect("slab holds at most u32::MAX values");
-        self.slots.push(Slot { generation: 0, value: Some(value) });
-        Key { index, generation: 0 }
+        let generation = self.fresh_generation;
+        self.slots.push(Slot { generation, value: Some(value) });
+        Key { index, generation }
     }
 
     /// Removes and returns the value of a live key; `None` for a stale one.
@@ -54,9 +78,45 @@ impl<T> Slab<T> {
         }
         let value = slot.value.take()?;
         slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(key.index);
         self.len -= 1;
+        if key.index as usize + 1 == self.slots.len() {
+            self.drop_free_tail();
+        } else {
+            self.free.push(Reverse(key.index));
+        }
         Some(value)
+    }
+
+    /// Drops the free slots at the end, and the memory of the slots and of the free list once
+    /// they are mostly unused.
+    fn drop_free_tail(&mut self) {
+        while let Some(slot) = self.slots.last()
+            && slot.value.is_none()
+        {
+            self.fresh_generation = self.fresh_generation.max(slot.generation);
+            self.slots.pop();
+        }
+        let floor = |n: usize| (2 * n).max(SHRINK_FLOOR);
+        if self.slots.capacity() > 2 * floor(self.slots.len()) {
+            self.slots.shrink_to(floor(self.slots.len()));
+        }
+        // Entries left for dropped slots are O(1) each to leave here; once they are most of the
+        // heap, one rebuild (O(n log n), paid for by them) removes them.
+        let free_slots = self.slots.len() - self.len;
+        if self.free.len() > floor(free_slots) {
+            let slots = &self.slots;
+            let mut free = std::mem::take(&mut self.free).into_vec();
+            free.retain(|&Reverse(i)| slots.get(i as usize).is_some_and(|s| s.value.is_none()));
+            free.sort_unstable();
+            free.dedup();
+            free.shrink_to(floor(free.len()));
+            self.free = BinaryHeap::from(free);
+        }
+    }
+
+    /// Slots allocated now (used or free): what a burst left behind.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     /// The value of a live key.
@@ -106,5 +166,37 @@ mod tests {
         assert_eq!(slab.remove(a), None);
         assert_eq!(slab.get(b), Some(&"b"));
         assert_eq!(slab.len(), 1);
+    }
+
+    #[test]
+    fn a_slab_gives_memory_back_after_a_burst_and_old_keys_stay_stale() {
+        let mut slab = Slab::default();
+        let keys: Vec<Key> = (0..10_000).map(|i| slab.insert(i)).collect();
+        assert!(slab.capacity() >= 10_000);
+        // The burst ends, in no particular order, but for three values at the front and one
+        // near the end.
+        let mut order: Vec<usize> = (3..10_000).filter(|&i| i != 9_000).collect();
+        fastrand::Rng::with_seed(7).shuffle(&mut order);
+        for &i in &order {
+            assert_eq!(slab.remove(keys[i]), Some(i));
+        }
+        assert_eq!(slab.len(), 4);
+        assert!(slab.capacity() < 2 * 9_001, "{} slots kept below the last value held", slab.capacity());
+        // The value near the end moves to the front, as a timer does when it is set again.
+        assert_eq!(slab.remove(keys[9_000]), Some(9_000));
+        let moved = slab.insert(9_000);
+        assert!(slab.capacity() <= SHRINK_FLOOR, "{} slots kept for 4 values", slab.capacity());
+        assert_eq!(slab.get(moved), Some(&9_000));
+        assert_eq!((0..3).map(|i| slab.get(keys[i]).copied()).collect::<Vec<_>>(), [Some(0), Some(1), Some(2)]);
+
+        // Slots made anew never answer to a key from before they were dropped.
+        let new: Vec<Key> = (0..10_000).map(|i| slab.insert(100_000 + i)).collect();
+        for (i, &key) in keys.iter().enumerate().skip(3) {
+            assert_eq!(slab.get(key), None, "old key {i}");
+            assert_eq!(slab.remove(key), None, "old key {i}");
+        }
+        assert_eq!(slab.len(), 10_004);
+        assert!(new.iter().enumerate().all(|(i, &k)| slab.get(k) == Some(&(100_000 + i))));
+        assert_eq!(slab.values().count(), 10_004);
     }
 }

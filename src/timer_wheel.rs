@@ -9,6 +9,10 @@
 //! stays in its bucket until a later turn reaches its deadline. Insert and cancel are O(1)
 //! whatever the number of entries: cancel removes the entry from the slab and leaves a stale key
 //! in its bucket, which the next visit of that bucket drops.
+//!
+//! After a burst (10,000 streams connecting within one tick put 10,000 keys in one bucket) the
+//! memory goes back: a bucket visited with most of its room unused is shrunk there, which costs
+//! the driver one comparison per bucket, and the entries' slab shrinks itself (`slab`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +24,8 @@ use crate::slab::{Key, Slab};
 
 /// Buckets in one turn of the wheel.
 const SLOTS: usize = 1024;
+/// Keys a bucket keeps room for however empty it gets.
+const BUCKET_FLOOR: usize = 8;
 
 /// The pure data structure: deadlines in ticks, values of any type.
 #[derive(Debug)]
@@ -70,6 +76,11 @@ impl<T> TimerWheel<T> {
         self.entries.len()
     }
 
+    /// Room allocated for keys and entries: what a burst left behind.
+    pub fn capacity(&self) -> usize {
+        self.buckets.iter().map(Vec::capacity).sum::<usize>() + self.entries.capacity()
+    }
+
     /// Whether no entry is waiting.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -100,6 +111,9 @@ impl<T> TimerWheel<T> {
                 }
                 Some(_) => true, // a later turn
             });
+            if bucket.capacity() > BUCKET_FLOOR.max(4 * bucket.len()) {
+                bucket.shrink_to(BUCKET_FLOOR.max(2 * bucket.len()));
+            }
         }
         self.now = to;
     }
@@ -141,8 +155,13 @@ impl Timers {
             async_io::Timer::after(self.tick).await;
             let now = Instant::now().saturating_duration_since(self.start).as_nanos() / self.tick.as_nanos();
             self.wheel.lock().unwrap_or_else(|e| e.into_inner()).advance(now as u64, |w| fired.push(w));
+            let n = fired.len().max(BUCKET_FLOOR);
             // Wake outside the lock: a woken task may poll at once on another thread.
             fired.drain(..).for_each(Waker::wake);
+            // The room of a tick that woke a burst goes back once ticks are quiet again.
+            if fired.capacity() > 4 * n {
+                fired.shrink_to(2 * n);
+            }
         }
     }
 }
@@ -260,6 +279,25 @@ mod tests {
         let mut n = 0;
         wheel.advance(101, |_| n += 1);
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn memory_goes_back_after_a_burst() {
+        let mut wheel = TimerWheel::new();
+        let idle = wheel.capacity();
+        // 10,000 deadlines in one bucket and 10,000 spread over the turn, most cancelled.
+        let keys: Vec<Key> =
+            (0..20_000u64).map(|i| wheel.insert(if i % 2 == 0 { 7 } else { 1 + i % 1000 }, i)).collect();
+        assert!(wheel.capacity() >= 40_000);
+        for &key in &keys[..19_990] {
+            assert!(wheel.cancel(key).is_some());
+        }
+        let mut fired = Vec::new();
+        wheel.advance(SLOTS as u64, |v| fired.push(v));
+        fired.sort();
+        assert_eq!(fired, (19_990..20_000).collect::<Vec<_>>());
+        assert!(wheel.is_empty());
+        assert!(wheel.capacity() <= idle + SLOTS * BUCKET_FLOOR + 64, "{} of room left", wheel.capacity());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Clients that do not keep up (API.md, "The event stream" point 3, Errors, Health): half-sent
 //! request heads are closed by the header timeout without holding up anyone else, a viewer that
-//! never reads is disconnected and costs no frames, and memory does not grow with
-//! updates x stuck viewers.
+//! never reads is disconnected and costs no frames, a viewer that reads slowly is not (it gets
+//! every byte of a large event), and memory does not grow with updates x stuck viewers.
 mod support;
 
 use std::io::{BufReader, ErrorKind, Read, Write};
@@ -297,6 +297,67 @@ fn a_stuck_viewer_still_connected_holds_no_frames_and_gets_the_terminal_event_la
     assert_eq!(data["status"], "completed");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "events are never reordered");
     eprintln!("the stuck viewer received {} of {} progress events", ids.len(), UPDATES + 2);
+}
+
+/// A client that reads at most `step` bytes at a time with a pause before each read: a live
+/// connection on a slow link.
+struct Trickle {
+    stream: TcpStream,
+    step: usize,
+    pause: Duration,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(self.pause);
+        let n = buf.len().min(self.step);
+        self.stream.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn a_slow_reader_gets_a_large_terminal_event_whole() {
+    // Shows that the stuck-write deadline is time without progress, not the time of the whole
+    // write: a viewer that reads a ~900 KB terminal event at about 160 KB/s (so it takes several
+    // times `unhealthy_after`: 2 s) gets all of it and the end of the stream, and is not counted
+    // as an error. Before, it was cut after 2 s, every time.
+    let server = start_server(Config {
+        unhealthy_after: Duration::from_secs(2),
+        connect_rate_per_client: 0,
+        threads: 2,
+        ..Config::default()
+    });
+    server.tracker.create_task("large", "start").unwrap();
+    let mut stream = connect_small_window(server.addr);
+    stream.write_all(stream_request("large").as_bytes()).unwrap();
+    let trickle = Trickle { stream, step: 8 * 1024, pause: Duration::from_millis(50) };
+    let mut reader = BufReader::with_capacity(8 * 1024, trickle);
+    let (status, headers) = client::read_head(&mut reader).unwrap();
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked"));
+    let mut events = EventReader::new(reader, true);
+    assert_eq!(events.next_event().unwrap().expect("connected").event, "connected");
+    assert_eq!(events.next_event().unwrap().expect("the snapshot").id.as_deref(), Some("1"));
+
+    let blob = "r".repeat(900 * 1024);
+    server.tracker.complete_task("large", serde_json::json!({ "blob": blob })).unwrap();
+    let started = Instant::now();
+    let last = loop {
+        let event = events.next_event().expect("the terminal event, before the timeout").expect("the terminal event");
+        if event.event != "heartbeat" {
+            break event;
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!((last.event.as_str(), last.id.as_deref()), ("progress", Some("2")), "{:.200}", last.data);
+    let data: Value = serde_json::from_str(&last.data).expect("the whole JSON");
+    assert_eq!(data["status"], "completed");
+    assert_eq!(data["result"]["blob"].as_str().map(str::len), Some(blob.len()));
+    assert!(events.next_event().unwrap().is_none(), "the stream ends cleanly after it");
+    eprintln!("the slow reader took {took:?} for the terminal event");
+    // The premise, which its pauses alone guarantee: the write lasted longer than the deadline.
+    assert!(took > Duration::from_secs(2), "{took:?}");
+    assert_eq!(health(server.addr)["connectionErrors"], 0);
 }
 
 /// The binary under test, killed by its PID when the test ends.

@@ -1,5 +1,6 @@
 //! The event stream of API.md ("The event stream"): the response head, the opening events, one
-//! event per change, heartbeats, and how a stream ends (terminal snapshot, deletion, HTTP/1.0).
+//! event per change, heartbeats, how a stream ends (terminal snapshot, deletion, HTTP/1.0), and
+//! a request pipelined behind a stream.
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -136,7 +137,9 @@ fn now_ms() -> u64 {
 }
 
 fn stream_request(task_id: &str) -> String {
-    format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+    format!(
+        "GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+    )
 }
 
 fn create(addr: SocketAddr, task_id: &str) -> Value {
@@ -295,6 +298,34 @@ fn the_terminal_snapshot_ends_the_chunked_body_and_the_connection_goes_on() {
     assert_eq!(events.len(), 3, "{body:?}");
     assert_progress(events[2], 2, &done);
     assert!(again.wire.ends_with(b"0\r\n\r\n"));
+}
+
+#[test]
+fn a_request_pipelined_during_a_stream_neither_ends_it_nor_is_lost() {
+    // Shows that a client sending its next request while its stream runs (HTTP/1.1 pipelining)
+    // keeps the stream: it gets the changes and the terminal event, then the answer to that
+    // request on the same connection. Before, bytes from the client ended the stream.
+    let server = start_default();
+    create(server.addr, "piped");
+    let mut raw = Raw::open(server.addr, &stream_request("piped"));
+    let at = raw.wait_for(0, "id: 1\n");
+    let at = raw.wait_for(at, "\n\n");
+    let next = "GET /api/brand-monitor/tasks/piped HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    raw.reader.get_mut().write_all(next.as_bytes()).unwrap();
+    let changed = patch(server.addr, "piped", json!({"progress": 50, "message": "half"}));
+    let end = raw.wait_for(at, "id: 2\n");
+    raw.wait_for(end, "\n\n");
+    let done = call(server.addr, "POST", "/api/brand-monitor/tasks/piped/complete", Some(json!({"result": 1})));
+    raw.read_to_end();
+    let body = raw.text();
+    let events = blocks(&body);
+    assert_eq!(events.len(), 5, "retry, connected, snapshot, change, terminal: {body:?}");
+    assert_progress(events[3], 2, &changed);
+    assert_progress(events[4], 3, &done);
+
+    let reply = client::read_reply(&mut raw.reader, false).expect("the answer to the pipelined request");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(serde_json::from_slice::<Value>(&reply.body).unwrap(), done);
 }
 
 #[test]

@@ -4,11 +4,20 @@
 //! The loop holds no queue and no buffer of its own. It waits on four things at once, polled by
 //! hand in one `poll_fn` so the wait costs no extra future state: the next frame of its topic,
 //! the server's shutdown, its heartbeat deadline on the shared wheel, and the socket turning
-//! readable (the client left; a stream's client sends nothing). A write that completes at once
-//! costs no timer; a write that blocks detaches the viewer from its topic (frames stop waiting
-//! for it) and arms one deadline: a viewer still stuck after `unhealthy_after` gets
-//! `event: error` `too_slow` if the socket takes it, and is closed.
+//! readable. Readable at end of file means the client left; readable with data means the client
+//! sent its next request early (HTTP/1.1 pipelining), which stays in the socket for the request
+//! loop after the stream, and the stream stops watching the socket (it would stay readable).
+//!
+//! Shared bytes are never copied per viewer. A write that completes at once costs no timer; a
+//! write that blocks keeps what it still owes as an [`Unsent`]: the viewer's own few bytes, the
+//! shared frames (`Arc`s) and an offset, so a thousand stuck viewers of a 1 MiB result hold one
+//! 1 MiB frame between them. It also detaches the viewer from its topic (frames stop waiting for
+//! it) and arms one deadline, pushed out by every write that makes progress: a viewer that takes
+//! nothing for `unhealthy_after` gets `event: error` `too_slow` if it is between two events and
+//! its socket takes it, and is closed; a slow viewer that keeps reading gets the whole event,
+//! however long it is.
 
+use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, Write as _};
 use std::net::TcpStream;
 use std::pin::Pin;
@@ -70,15 +79,14 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
     let chunked = start.chunked;
     let mut viewer = start.viewer;
     let writer = Writer { shared, conn, guard, chunked };
-    // The head and the opening events go out in one write; the bytes are built outside this
-    // async fn so nothing of them stays in its state while the stream idles.
-    let (out, ends) =
+    // The head and the opening events go out in one vectored write with the shared snapshot; the
+    // bytes are built outside this async fn so nothing of them stays in its state while the
+    // stream idles.
+    let (first, ends) =
         opening(shared, guard.id(), start.task_id, start.snapshot, start.skip_snapshot, chunked, start.extra_headers);
-    // The response head comes first here: if it never goes out, no event may be put before it.
-    if !writer.send(&out, false, &mut viewer).await {
+    if !writer.send(first, &mut viewer).await {
         return End::Closed;
     }
-    drop(out);
     if ends {
         return Box::pin(writer.finish()).await;
     }
@@ -90,6 +98,8 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
     let mut last_write = Instant::now();
     let mut beat = shared.timers.sleep_until(last_write + quiet_limit());
     let socket = writer.conn.stream();
+    // Cleared once the client has sent bytes: they wait in the socket for after the stream.
+    let mut watch_peer = true;
     // One registration for the stream's life, not one per event: the shutdown signal's waker
     // list is shared by every connection.
     let mut shutdown = std::pin::pin!(shared.shutdown.wait());
@@ -105,7 +115,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                 return Poll::Ready(Wake::Heartbeat);
             }
             // Readiness only: no read syscall per wake-up.
-            if socket.poll_readable(cx).is_ready() {
+            if watch_peer && socket.poll_readable(cx).is_ready() {
                 return Poll::Ready(Wake::Peer);
             }
             Poll::Pending
@@ -118,8 +128,8 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                         guard.wrote();
                         ends
                     }
-                    Ok(Batch { ends, rest: Some((rest, at_event_start)) }) => {
-                        if !Box::pin(writer.send_blocked(&rest, 0, at_event_start, &mut viewer)).await {
+                    Ok(Batch { ends, rest: Some(rest) }) => {
+                        if !Box::pin(writer.send_blocked(rest, &mut viewer)).await {
                             return End::Closed;
                         }
                         ends
@@ -167,7 +177,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                     continue;
                 }
                 if now >= last_write + config.heartbeat {
-                    if !writer.send(&heartbeat_bytes(chunked), true, &mut viewer).await {
+                    if !writer.send(Unsent::event(heartbeat_bytes(chunked), chunked), &mut viewer).await {
                         return End::Closed;
                     }
                     last_write = Instant::now();
@@ -175,12 +185,18 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                 beat.reset(last_write + quiet_limit());
             }
             Wake::Peer => {
-                // Readiness can be stale (left from reading the request): look before leaving.
+                // Readiness can be stale (left from reading the request): look before acting.
                 match socket.get_ref().peek(&mut [0u8; 1]) {
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
-                    _ => {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Ok(0) | Err(_) => {
                         debug!(Ns::Conn, "stream {} closed by the client", guard.id());
                         return End::Closed;
+                    }
+                    Ok(_) => {
+                        // A pipelined request: the request loop reads it after the stream. A
+                        // client that leaves from now on is noticed by a failed write.
+                        debug!(Ns::Conn, "stream {}: the client sent its next request", guard.id());
+                        watch_peer = false;
                     }
                 }
             }
@@ -195,13 +211,15 @@ pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
 /// Most frames gathered into one write: a viewer that is behind catches up with one syscall.
 const BATCH: usize = 64;
 
+/// Most slices in one vectored write: a viewer's own bytes, then a batch of frames.
+const MAX_PARTS: usize = BATCH + 1;
+
 /// What `write_batch` did.
 struct Batch {
     /// The last frame written ends the stream.
     ends: bool,
-    /// What the socket did not take at once (copied, for the blocked path), and whether it
-    /// starts at the beginning of an event.
-    rest: Option<(Vec<u8>, bool)>,
+    /// What the socket did not take at once: the frames themselves, not a copy.
+    rest: Option<Unsent>,
 }
 
 /// Writes `first` and every frame ready after it (up to [`BATCH`], stopping after a frame that
@@ -218,29 +236,136 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
         frames[n] = Some(frame);
         n += 1;
     }
-    fn bytes(f: &Option<Arc<Frame>>, chunked: bool) -> &[u8] {
-        let f = f.as_deref().expect("filled above");
-        if chunked { f.chunked() } else { f.plain() }
-    }
-    let total: usize = frames[..n].iter().map(|f| bytes(f, chunked).len()).sum();
+    let filled = frames[..n].iter().flatten().map(|f| frame_bytes(f, chunked));
+    let total: usize = filled.clone().map(<[u8]>::len).sum();
     // The common case, one frame ready: a plain write, without building the slice table.
-    let mut written = if n == 1 { write_now(socket, bytes(&frames[0], chunked))? } else { 0 };
-    while written < total {
-        // The slices still to write, from `written` on.
-        let mut skip = written;
-        let mut slices: [IoSlice<'_>; BATCH] = [IoSlice::new(&[]); BATCH];
-        let mut count = 0;
-        for frame in &frames[..n] {
-            let b = bytes(frame, chunked);
-            if skip >= b.len() {
-                skip -= b.len();
-                continue;
-            }
-            slices[count] = IoSlice::new(&b[skip..]);
-            skip = 0;
-            count += 1;
+    let written = if n == 1 {
+        write_now(socket, frame_bytes(frames[0].as_deref().expect("filled above"), chunked))?
+    } else {
+        write_parts(socket.get_ref(), filled, total, 0)?
+    };
+    if written == total {
+        return Ok(Batch { ends, rest: None });
+    }
+    // Keep the frames not wholly written, and how far into the first of them the socket got.
+    let mut offset = written;
+    let mut rest = Vec::with_capacity(n);
+    for frame in frames.into_iter().take(n).flatten() {
+        let len = frame_bytes(&frame, chunked).len();
+        if rest.is_empty() && offset >= len {
+            offset -= len;
+        } else {
+            rest.push(frame);
         }
-        match (&mut socket.get_ref()).write_vectored(&slices[..count]) {
+    }
+    Ok(Batch {
+        ends,
+        rest: Some(Unsent { own: Vec::new(), own_starts_event: true, frames: rest, written: offset, chunked }),
+    })
+}
+
+fn frame_bytes(frame: &Frame, chunked: bool) -> &[u8] {
+    if chunked { frame.chunked() } else { frame.plain() }
+}
+
+/// What a write still owes the client: this viewer's own bytes first (the response head and
+/// `connected`, a heartbeat, a last event), then shared frames, from byte `written` on. Nothing
+/// shared is copied: a viewer stuck in a 1 MiB frame holds an `Arc` of it and an offset.
+#[derive(Debug)]
+struct Unsent {
+    own: Vec<u8>,
+    /// `own` begins with an event (not with the response head, before which nothing may go).
+    own_starts_event: bool,
+    frames: Vec<Arc<Frame>>,
+    written: usize,
+    chunked: bool,
+}
+
+impl Unsent {
+    /// One event of this viewer's own (a heartbeat, a last event).
+    fn event(bytes: Vec<u8>, chunked: bool) -> Unsent {
+        Unsent { own: bytes, own_starts_event: true, frames: Vec::new(), written: 0, chunked }
+    }
+
+    fn parts(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        std::iter::once(&self.own[..]).chain(self.frames.iter().map(|f| frame_bytes(f, self.chunked)))
+    }
+
+    fn len(&self) -> usize {
+        self.parts().map(<[u8]>::len).sum()
+    }
+
+    /// Writes what the socket takes now, without waiting; true when nothing is left.
+    fn write_now(&mut self, socket: &Async<TcpStream>) -> io::Result<bool> {
+        let total = self.len();
+        self.written = if self.frames.is_empty() {
+            self.written + write_now(socket, &self.own[self.written..])?
+        } else {
+            write_parts(socket.get_ref(), self.parts(), total, self.written)?
+        };
+        Ok(self.written == total)
+    }
+
+    /// One vectored write of the rest (`WouldBlock` when the socket takes nothing): how many
+    /// bytes went out.
+    fn write_once(&self, socket: &TcpStream) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_PARTS];
+        let count = fill_slices(self.parts(), self.written, &mut slices);
+        match (&*socket).write_vectored(&slices[..count]) {
+            Ok(0) => Err(ErrorKind::WriteZero.into()),
+            other => other,
+        }
+    }
+
+    /// Whether `written` falls between two events, where an event of ours may go.
+    fn at_event_boundary(&self) -> bool {
+        if self.written == 0 && !self.own.is_empty() {
+            return self.own_starts_event;
+        }
+        let mut at = self.written;
+        for part in self.parts() {
+            if at == 0 {
+                return true;
+            }
+            if at < part.len() {
+                return false;
+            }
+            at -= part.len();
+        }
+        true
+    }
+}
+
+/// Fills `slices` with what is left of `parts` after `skip` bytes; how many it filled.
+fn fill_slices<'a>(parts: impl Iterator<Item = &'a [u8]>, mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
+    let mut count = 0;
+    for part in parts {
+        if skip >= part.len() {
+            skip -= part.len();
+            continue;
+        }
+        if count == slices.len() {
+            break;
+        }
+        slices[count] = IoSlice::new(&part[skip..]);
+        skip = 0;
+        count += 1;
+    }
+    count
+}
+
+/// Writes `parts` (`total` bytes in all) from byte `written` on with vectored writes until they
+/// are all written or the socket takes no more, without waiting; the new `written`.
+fn write_parts<'a>(
+    socket: &TcpStream,
+    parts: impl Iterator<Item = &'a [u8]> + Clone,
+    total: usize,
+    mut written: usize,
+) -> io::Result<usize> {
+    while written < total {
+        let mut slices = [IoSlice::new(&[]); MAX_PARTS];
+        let count = fill_slices(parts.clone(), written, &mut slices);
+        match (&*socket).write_vectored(&slices[..count]) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(k) => written += k,
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -248,25 +373,7 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
             Err(e) => return Err(e),
         }
     }
-    if written == total {
-        return Ok(Batch { ends, rest: None });
-    }
-    let mut rest = Vec::with_capacity(total - written);
-    let mut skip = written;
-    let mut at_event_start = false;
-    for frame in &frames[..n] {
-        let b = bytes(frame, chunked);
-        if skip >= b.len() {
-            skip -= b.len();
-        } else {
-            if rest.is_empty() {
-                at_event_start = skip == 0;
-            }
-            rest.extend_from_slice(&b[skip..]);
-            skip = 0;
-        }
-    }
-    Ok(Batch { ends, rest: Some((rest, at_event_start)) })
+    Ok(written)
 }
 
 /// Writes for one stream, keeping its health record.
@@ -278,43 +385,64 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Writes all of `bytes` (which start an event when `at_event_start`); false if the write
-    /// failed or stayed blocked too long.
-    async fn send(&self, bytes: &[u8], at_event_start: bool, viewer: &mut Viewer) -> bool {
-        // Most writes complete at once and cost one syscall, no timer and no await; the rare
-        // blocked write is boxed so its future does not sit in every idle stream's state.
-        match write_now(self.conn.stream(), bytes) {
-            Ok(n) if n == bytes.len() => {
+    /// Writes all of `unsent`; false if the write failed or stayed blocked too long.
+    ///
+    /// Not an async fn: the first attempt happens in the call, and the future returned holds
+    /// only a blocked write's boxed future, so neither the bytes nor the rare wait sit in the
+    /// state of every idle stream. Most writes complete at once and cost one syscall, no timer
+    /// and no await.
+    fn send<'a>(&'a self, mut unsent: Unsent, viewer: &'a mut Viewer) -> impl Future<Output = bool> + 'a {
+        let blocked = match unsent.write_now(self.conn.stream()) {
+            Ok(true) => {
                 self.guard.wrote();
-                true
+                Ok(None)
             }
-            Ok(n) => Box::pin(self.send_blocked(bytes, n, at_event_start, viewer)).await,
-            Err(e) => self.failed(&e),
+            Ok(false) => Ok(Some(Box::pin(self.send_blocked(unsent, viewer)))),
+            Err(e) => {
+                self.failed(&e);
+                Err(())
+            }
+        };
+        async move {
+            match blocked {
+                Ok(None) => true,
+                Ok(Some(blocked)) => blocked.await,
+                Err(()) => false,
+            }
         }
     }
 
-    /// The rest of a write the socket did not take at once. `at_event_start`: `bytes` begins an
-    /// event, so if nothing of it goes out, a `too_slow` event can still be framed correctly.
-    async fn send_blocked(&self, bytes: &[u8], mut written: usize, at_event_start: bool, viewer: &mut Viewer) -> bool {
+    /// The rest of a write the socket did not take at once. The deadline is time without
+    /// progress: a client that reads slowly is not a client that is gone.
+    async fn send_blocked(&self, mut unsent: Unsent, viewer: &mut Viewer) -> bool {
         let socket = self.conn.stream();
         self.guard.blocked();
         viewer.detach();
         let config = &self.shared.config;
-        let mut sleep = self.shared.timers.sleep_until(Instant::now() + config.unhealthy_after.min(config.stale_after));
-        while written < bytes.len() {
-            let rest = &bytes[written..];
-            let step = future::or(async { Some(socket.write_with(|s| (&*s).write(rest)).await) }, async {
+        let patience = config.unhealthy_after.min(config.stale_after);
+        let mut sleep = self.shared.timers.sleep_until(Instant::now() + patience);
+        let total = unsent.len();
+        while unsent.written < total {
+            let step = future::or(async { Some(socket.write_with(|s| unsent.write_once(s)).await) }, async {
                 (&mut sleep).await;
                 None
             });
             match step.await {
-                Some(Ok(n)) => written += n,
+                Some(Ok(n)) => {
+                    unsent.written += n;
+                    if unsent.written < total {
+                        // Still blocked, but since now: the health record and the deadline say so.
+                        self.guard.wrote();
+                        self.guard.blocked();
+                        sleep.reset(Instant::now() + patience);
+                    }
+                }
                 Some(Err(e)) => return self.failed(&e),
                 None => {
-                    if written == 0 && at_event_start {
-                        // At an event boundary: tell the viewer why, if its socket takes it now.
+                    if unsent.at_event_boundary() {
+                        // Between two events: tell the viewer why, if its socket takes it now.
                         let frame = Frame::closing("too_slow", "The connection could not keep up and is being closed.");
-                        let _ = socket.get_ref().write(if self.chunked { frame.chunked() } else { frame.plain() });
+                        let _ = socket.get_ref().write(frame_bytes(&frame, self.chunked));
                     }
                     debug!(Ns::Conn, "stream {} too slow: closing", self.guard.id());
                     self.guard.failed();
@@ -335,7 +463,7 @@ impl Writer<'_> {
     /// Sends a stream's last event (shutting down, stale) and ends the response. Boxed by the
     /// callers: these rare exits must not add their state to every idle stream's future.
     async fn last_words(&self, bytes: Vec<u8>, viewer: &mut Viewer) -> End {
-        if self.send(&bytes, true, viewer).await { self.finish().await } else { End::Closed }
+        if self.send(Unsent::event(bytes, self.chunked), viewer).await { self.finish().await } else { End::Closed }
     }
 
     /// Ends the response after the last event: the chunked terminator, or the close.
@@ -352,8 +480,9 @@ impl Writer<'_> {
     }
 }
 
-/// The response head, `retry`, `connected` and (unless skipped) the snapshot; and whether the
-/// stream ends right after them (the snapshot sent is terminal).
+/// The opening: the response head, `retry` and `connected` (this viewer's own bytes), then the
+/// shared snapshot frame unless skipped; and whether the stream ends right after them (the
+/// snapshot sent is terminal).
 fn opening(
     shared: &Shared,
     id: u64,
@@ -362,9 +491,9 @@ fn opening(
     skip_snapshot: bool,
     chunked: bool,
     extra_headers: String,
-) -> (Vec<u8>, bool) {
+) -> (Unsent, bool) {
     debug!(Ns::Conn, "stream {id} opened for {task_id}");
-    let mut body = Vec::with_capacity(256 + snapshot.plain().len());
+    let mut body = Vec::with_capacity(256);
     encoder::encode_retry(&mut body, shared.config.retry.as_millis() as u64);
     let connected = serde_json::json!({
         "taskId": task_id,
@@ -372,22 +501,21 @@ fn opening(
         "serverTime": now_ms(),
     });
     encoder::encode_event(&mut body, Some("connected"), None, &connected.to_string()).expect("fixed event name");
-    if !skip_snapshot {
-        body.extend_from_slice(snapshot.plain());
-    }
-    let mut out = Vec::with_capacity(body.len() + 256);
-    out.extend_from_slice(
+    let mut own = Vec::with_capacity(body.len() + 256);
+    own.extend_from_slice(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n",
     );
-    out.extend_from_slice(extra_headers.as_bytes());
+    own.extend_from_slice(extra_headers.as_bytes());
     if chunked {
-        out.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
-        push_chunk(&mut out, &body);
+        own.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
+        push_chunk(&mut own, &body);
     } else {
-        out.extend_from_slice(b"Connection: close\r\n\r\n");
-        out.extend_from_slice(&body);
+        own.extend_from_slice(b"Connection: close\r\n\r\n");
+        own.extend_from_slice(&body);
     }
-    (out, !skip_snapshot && snapshot.ends_stream())
+    let ends = !skip_snapshot && snapshot.ends_stream();
+    let frames = if skip_snapshot { Vec::new() } else { vec![snapshot] };
+    (Unsent { own, own_starts_event: false, frames, written: 0, chunked }, ends)
 }
 
 fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
@@ -406,4 +534,101 @@ fn heartbeat_bytes(chunked: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(event.len() + 8);
     push_chunk(&mut out, &event);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::topic::Topic;
+    use std::net::TcpListener;
+    use std::task::Context;
+
+    /// A server-side socket whose client never reads, with small buffers on both ends so a
+    /// large write blocks early.
+    fn unread_socket() -> (Async<TcpStream>, TcpStream) {
+        use rustix::net::sockopt;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        sockopt::set_socket_recv_buffer_size(&client, 16 * 1024).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        sockopt::set_socket_send_buffer_size(&server, STREAM_SEND_BUFFER).unwrap();
+        (Async::new(server).unwrap(), client)
+    }
+
+    fn big_frame(id: u64, terminal: bool) -> Frame {
+        Frame::progress(id, &format!("{{\"result\":\"{}\"}}", "x".repeat(1 << 20)), terminal)
+    }
+
+    #[test]
+    fn a_blocked_batch_keeps_the_shared_frames_and_an_offset() {
+        // Shows that a viewer whose socket stops taking a 1 MiB frame holds that frame (one more
+        // reference), not a copy of what is left of it.
+        let (socket, _client) = unread_socket();
+        let topic = Arc::new(Topic::new(Frame::progress(1, "{}", false)));
+        let (mut viewer, _) = topic.subscribe();
+        topic.publish(big_frame(2, false));
+        topic.publish(big_frame(3, true));
+        let Poll::Ready(first) = viewer.poll_next(&mut Context::from_waker(std::task::Waker::noop())) else {
+            panic!("a frame is ready");
+        };
+        let last = topic.latest();
+        let held = Arc::strong_count(&last);
+        let batch = write_batch(&socket, &mut viewer, Arc::clone(&first), true).unwrap();
+        assert!(batch.ends, "the batch took the terminal frame too");
+        let rest = batch.rest.expect("2 MiB do not fit in the socket buffers");
+        assert!(rest.own.is_empty());
+        assert!(Arc::ptr_eq(&rest.frames[0], &first) && Arc::ptr_eq(&rest.frames[1], &last));
+        assert_eq!(Arc::strong_count(&last), held + 1, "one more reference, no copy");
+        assert!(rest.written > 0 && rest.written < first.chunked().len(), "stopped inside the first frame");
+        assert!(!rest.at_event_boundary(), "no event may be put inside a cut one");
+    }
+
+    #[test]
+    fn a_blocked_opening_keeps_the_shared_snapshot() {
+        // Shows that the opening writes the viewer's own bytes and the shared snapshot with one
+        // vectored write, and keeps the snapshot (not a copy) when the socket stops taking it.
+        let (socket, _client) = unread_socket();
+        let snapshot = Arc::new(big_frame(1, true));
+        let own = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let mut opening = Unsent {
+            own: own.clone(),
+            own_starts_event: false,
+            frames: vec![Arc::clone(&snapshot)],
+            written: 0,
+            chunked: true,
+        };
+        assert!(!opening.write_now(&socket).unwrap(), "1 MiB does not fit in the socket buffers");
+        assert_eq!(Arc::strong_count(&snapshot), 2);
+        assert!(opening.written > own.len(), "the head and part of the snapshot went out at once");
+        assert!(!opening.at_event_boundary());
+    }
+
+    #[test]
+    fn too_slow_fits_only_between_events() {
+        // Shows where a blocked write may be followed by an event of ours: never before the
+        // response head or inside an event; at the start of an event of our own or of a frame.
+        let frame = Arc::new(Frame::progress(2, "{}", false));
+        let len = frame.chunked().len();
+        let unsent = |own: &[u8], starts: bool, written| Unsent {
+            own: own.to_vec(),
+            own_starts_event: starts,
+            frames: vec![Arc::clone(&frame), Arc::clone(&frame)],
+            written,
+            chunked: true,
+        };
+        let cases = [
+            (unsent(b"head", false, 0), false),
+            (unsent(b"head", false, 2), false),
+            (unsent(b"head", false, 4), true),
+            (unsent(b"head", false, 4 + len - 1), false),
+            (unsent(b"head", false, 4 + len), true),
+            (unsent(b"event", true, 0), true),
+            (unsent(b"", false, 0), true),
+            (unsent(b"", false, 1), false),
+            (unsent(b"", false, len), true),
+        ];
+        for (i, (unsent, want)) in cases.iter().enumerate() {
+            assert_eq!(unsent.at_event_boundary(), *want, "case {i}");
+        }
+    }
 }

@@ -23,6 +23,8 @@ use crate::slab::{Key, Slab};
 pub const BEHIND_BOUND: u64 = 16;
 /// Most frames a topic keeps, even for attached viewers that are slow to be scheduled.
 pub const MAX_KEPT: usize = 4096;
+/// Frames a topic keeps room for however few it holds.
+const FRAMES_FLOOR: usize = 8;
 
 /// Frames of one task and the viewers of it.
 #[derive(Debug)]
@@ -62,10 +64,17 @@ impl Inner {
         self.trim();
     }
 
-    /// Drops frames nobody waits for (keeping the newest), and the oldest beyond [`MAX_KEPT`].
+    /// Drops frames nobody waits for (keeping the newest), and the oldest beyond [`MAX_KEPT`];
+    /// then, if that left the queue mostly empty room (after a burst of frames a slow viewer
+    /// held), gives the room back. The check runs only when a frame was dropped.
     fn trim(&mut self) {
+        let before = self.frames.len();
         while self.frames.len() > 1 && (self.frames[0].1 == 0 || self.frames.len() > MAX_KEPT) {
             self.frames.pop_front();
+        }
+        let len = self.frames.len();
+        if len < before && self.frames.capacity() > FRAMES_FLOOR.max(4 * len) {
+            self.frames.shrink_to(FRAMES_FLOOR.max(2 * len));
         }
     }
 }
@@ -112,6 +121,13 @@ impl Topic {
     /// How many frames are kept now.
     pub fn kept(&self) -> usize {
         self.lock().frames.len()
+    }
+
+    /// Room allocated for frames and for viewers: what a burst left behind.
+    #[cfg(test)]
+    fn capacity(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.frames.capacity(), inner.viewers.capacity())
     }
 
     /// Subscribes a viewer positioned after the newest frame, which is returned with it, so a
@@ -376,6 +392,24 @@ mod tests {
         assert_eq!(topic.kept(), 2, "frame 1 was published before the viewer came");
         drop(viewer);
         assert_eq!((topic.viewers(), topic.kept()), (0, 1));
+    }
+
+    #[test]
+    fn a_topic_gives_memory_back_after_a_burst() {
+        // A viewer from before the burst, slow to take frames, and a crowd that comes and goes.
+        let topic = Arc::new(Topic::new(frame(1)));
+        let (mut slow, _) = topic.subscribe();
+        let crowd: Vec<Viewer> = (0..10_000).map(|_| topic.subscribe().0).collect();
+        for id in 2..=300 {
+            topic.publish(frame(id));
+        }
+        let (frames, viewers) = topic.capacity();
+        assert!(frames >= 299 && viewers >= 10_001, "the burst: room for {frames} frames, {viewers} viewers");
+        drop(crowd);
+        assert_eq!((2..=300).map(|_| next_now(&mut slow)).filter(Option::is_some).count(), 299);
+        assert_eq!((topic.kept(), topic.viewers()), (1, 1));
+        let (frames, viewers) = topic.capacity();
+        assert!(frames <= FRAMES_FLOOR && viewers <= 64, "after: room for {frames} frames, {viewers} viewers");
     }
 
     #[test]
