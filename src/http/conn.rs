@@ -105,8 +105,27 @@ impl Conn {
                 }
                 Some(Err(_)) => return Err(HttpError::Closed),
                 None if started => return Err(HttpError::Timeout),
+                // Bytes the kernel holds for us have arrived, even if this task has not read them
+                // yet: a request that came in before the shutdown is served, not dropped.
+                None if shutdown.is_triggered() && self.read_ready() > 0 => {
+                    started = true;
+                    sleep.reset(Instant::now() + header_timeout);
+                }
                 None => return Ok(None),
             }
+        }
+    }
+
+    /// Reads what the socket holds now, without waiting; the count of bytes read.
+    fn read_ready(&mut self) -> usize {
+        let mut scratch = [0u8; READ_CHUNK];
+        let room = MAX_HEAD.saturating_sub(self.buf.len()).min(READ_CHUNK);
+        match std::io::Read::read(&mut self.stream.get_ref(), &mut scratch[..room]) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&scratch[..n]);
+                n
+            }
+            Err(_) => 0,
         }
     }
 
