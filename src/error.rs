@@ -6,6 +6,9 @@
 
 use std::fmt;
 
+/// The `Retry-After` of an error that passes.
+const RETRY_AFTER_SECS: u32 = 5;
+
 /// What went wrong, as a small enum so callers can match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -26,6 +29,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// The server holds as many tasks as it may.
     TooManyTasks,
+    /// The server holds as many bytes of results as it may (`Config::max_result_bytes`).
+    ResultSpaceExhausted,
     /// The task store failed to record a change.
     Storage,
 }
@@ -42,6 +47,7 @@ impl ErrorKind {
             ErrorKind::InvalidJson => "invalid_json",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::TooManyTasks => "too_many_tasks",
+            ErrorKind::ResultSpaceExhausted => "result_space_exhausted",
             ErrorKind::Storage => "storage_error",
         }
     }
@@ -54,8 +60,14 @@ impl ErrorKind {
             ErrorKind::TaskExists | ErrorKind::TaskFinished => 409,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::InvalidField => 422,
-            ErrorKind::TooManyTasks | ErrorKind::Storage => 503,
+            ErrorKind::TooManyTasks | ErrorKind::ResultSpaceExhausted | ErrorKind::Storage => 503,
         }
+    }
+
+    /// Seconds to wait before trying again (`Retry-After`), for every error that passes: the
+    /// `503`s, where finished tasks expire or a store recovers.
+    pub fn retry_after(self) -> Option<u32> {
+        (self.status() == 503).then_some(RETRY_AFTER_SECS)
     }
 }
 

@@ -1,12 +1,18 @@
 //! The task model of API.md: what a viewer sees, what a producer may change, and the limits.
 //!
 //! Everything a producer can send is checked here, once, so the tracker and the HTTP routes
-//! share one set of rules (and one set of error messages).
+//! share one set of rules (and one set of error messages). Bodies are read, and results kept,
+//! as JSON text rather than trees (`task/json.rs` says why).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorKind, Result};
+
+mod json;
+
+use json::typed;
+pub use json::{Body, JsonText};
 
 /// Longest task id, in bytes.
 pub const MAX_TASK_ID: usize = 128;
@@ -70,8 +76,8 @@ pub struct Task {
     pub updated_at: u64,
     /// Seconds left, estimated from the progress rate; `None` until it can be estimated.
     pub estimated_time_remaining: Option<f64>,
-    /// Set by complete.
-    pub result: Option<Value>,
+    /// Set by complete: the JSON text the producer sent, compact.
+    pub result: Option<JsonText>,
     /// Set by fail.
     pub error: Option<String>,
     /// Sequence number of the last change, from 1.
@@ -117,6 +123,8 @@ impl Task {
             self.status = TaskStatus::Running;
         }
         if let Some(p) = update.progress {
+            // `-0.0` passes the range check; it is the same progress as 0 and is shown as 0.
+            let p = if p == 0.0 { 0.0 } else { p };
             // Out-of-order updates from concurrent workers must not make the bar jump back.
             // Nor may a running task go back by way of `pending`: only `reset` moves it back.
             self.progress = if update.reset || !was_running { p } else { p.max(self.progress) };
@@ -146,7 +154,7 @@ impl Task {
         self.estimated_time_remaining = eta_seconds(t0, p0, now_ms, self.progress);
     }
 
-    pub(crate) fn complete(&mut self, result: Value, now_ms: u64) {
+    pub(crate) fn complete(&mut self, result: JsonText, now_ms: u64) {
         self.status = TaskStatus::Completed;
         self.progress = 100.0;
         self.estimated_time_remaining = Some(0.0);
@@ -244,13 +252,12 @@ impl TaskUpdate {
     }
 
     /// Parses a `PATCH` body: a JSON object of the fields above, nothing else.
-    pub fn from_json(body: &Value) -> Result<TaskUpdate> {
-        let object = expect_object(body)?;
+    pub fn from_body(body: &Body<'_>) -> Result<TaskUpdate> {
         let mut update = TaskUpdate::default();
-        for (name, value) in object {
-            match name.as_str() {
+        for (name, value) in body.fields() {
+            match name {
                 "status" => {
-                    update.status = Some(match value.as_str() {
+                    update.status = Some(match typed::<String>(value).as_deref() {
                         Some("pending") => TaskStatus::Pending,
                         Some("running") => TaskStatus::Running,
                         Some("completed" | "failed") => TaskStatus::Completed,
@@ -259,14 +266,12 @@ impl TaskUpdate {
                 }
                 "progress" => {
                     update.progress =
-                        Some(value.as_f64().ok_or_else(|| Error::field("progress", "must be a number from 0 to 100"))?)
+                        Some(typed(value).ok_or_else(|| Error::field("progress", "must be a number from 0 to 100"))?)
                 }
                 "stage" => update.stage = Some(string_field("stage", value)?),
                 "message" => update.message = Some(string_field("message", value)?),
-                "reset" => {
-                    update.reset = value.as_bool().ok_or_else(|| Error::field("reset", "must be true or false"))?
-                }
-                other => return Err(unknown_field(other)),
+                "reset" => update.reset = typed(value).ok_or_else(|| Error::field("reset", "must be true or false"))?,
+                _ => return Err(unknown_field("progress, stage, message, status, reset")),
             }
         }
         update.validate()?;
@@ -287,19 +292,18 @@ pub struct NewTask {
 
 impl NewTask {
     /// Parses and checks a creation body.
-    pub fn from_json(body: &Value) -> Result<NewTask> {
-        let object = expect_object(body)?;
+    pub fn from_body(body: &Body<'_>) -> Result<NewTask> {
         let mut new = NewTask::default();
-        for (name, value) in object {
-            match name.as_str() {
+        for (name, value) in body.fields() {
+            match name {
                 "taskId" => {
-                    let id = value.as_str().ok_or_else(|| Error::field("taskId", "must be a string"))?;
-                    validate_task_id(id)?;
-                    new.task_id = Some(id.to_owned());
+                    let id: String = typed(value).ok_or_else(|| Error::field("taskId", "must be a string"))?;
+                    validate_task_id(&id)?;
+                    new.task_id = Some(id);
                 }
                 "stage" => new.stage = string_field("stage", value)?,
                 "message" => new.message = string_field("message", value)?,
-                other => return Err(unknown_field(other)),
+                _ => return Err(unknown_field("taskId, stage, message")),
             }
         }
         validate_len("stage", &new.stage, MAX_STAGE)?;
@@ -309,25 +313,30 @@ impl NewTask {
 }
 
 /// The body of `POST .../complete`: `{"result": any}`; an empty object means a null result.
-pub fn parse_complete(body: &Value) -> Result<Value> {
-    let mut result = Value::Null;
-    for (name, value) in expect_object(body)? {
-        match name.as_str() {
-            "result" => result = value.clone(),
-            other => return Err(unknown_field(other)),
+/// The result is kept as the text that was sent, compact; it is never built into a tree.
+pub fn parse_complete(body: &Body<'_>) -> Result<JsonText> {
+    let mut result = None;
+    for (name, value) in body.fields() {
+        match name {
+            "result" => result = Some(value),
+            _ => return Err(unknown_field("result")),
         }
     }
+    let result = match result {
+        Some(value) => JsonText::parse(value.get())?,
+        None => JsonText::null(),
+    };
     validate_result(&result)?;
     Ok(result)
 }
 
 /// The body of `POST .../fail`: `{"error": "text"}`.
-pub fn parse_fail(body: &Value) -> Result<String> {
+pub fn parse_fail(body: &Body<'_>) -> Result<String> {
     let mut error = String::new();
-    for (name, value) in expect_object(body)? {
-        match name.as_str() {
+    for (name, value) in body.fields() {
+        match name {
             "error" => error = string_field("error", value)?,
-            other => return Err(unknown_field(other)),
+            _ => return Err(unknown_field("error")),
         }
     }
     Ok(error)
@@ -370,45 +379,29 @@ pub(crate) fn validate_len(field: &str, value: &str, max: usize) -> Result<()> {
     if value.len() <= max { Ok(()) } else { Err(Error::field(field, &format!("must be at most {max} bytes"))) }
 }
 
-pub(crate) fn validate_result(result: &Value) -> Result<()> {
-    // Counting bytes through a sink avoids building a second megabyte just to measure it.
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, result).expect("a JSON value always serializes");
-    if count.0 <= MAX_RESULT { Ok(()) } else { Err(Error::field("result", "must be at most 1 MiB as JSON")) }
-}
-
-fn expect_object(body: &Value) -> Result<&serde_json::Map<String, Value>> {
-    body.as_object().ok_or_else(|| Error::new(ErrorKind::InvalidField, "The body must be a JSON object."))
-}
-
-fn string_field(field: &str, value: &Value) -> Result<String> {
-    value.as_str().map(str::to_owned).ok_or_else(|| Error::field(field, "must be a string"))
-}
-
-/// Names an unknown field only when the name is a plain identifier: nothing odd is echoed back.
-fn unknown_field(name: &str) -> Error {
-    let plain = name.len() <= 64 && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if plain {
-        Error::field(name, "is not a known field")
+pub(crate) fn validate_result(result: &JsonText) -> Result<()> {
+    if result.as_str().len() <= MAX_RESULT {
+        Ok(())
     } else {
-        Error::new(ErrorKind::InvalidField, "The body has a field that is not known.")
+        Err(Error::field("result", "must be at most 1 MiB as JSON"))
     }
+}
+
+fn string_field(field: &str, value: &RawValue) -> Result<String> {
+    typed(value).ok_or_else(|| Error::field(field, "must be a string"))
+}
+
+/// The error for a field name that is not one of `known`; the name that was sent is never
+/// repeated, so nothing a client sends is echoed back.
+#[cold]
+fn unknown_field(known: &str) -> Error {
+    Error::new(ErrorKind::InvalidField, format!("The body has a field that is not known; known fields: {known}."))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn task_ids_follow_the_contract() {
@@ -436,9 +429,17 @@ mod tests {
         assert_eq!(task.estimated_time_remaining, None, "one point is no rate");
         task.apply(&TaskUpdate::running(20.0), 2_000);
         assert_eq!(task.estimated_time_remaining, Some(8.0));
-        task.complete(json!(null), 3_000);
+        task.complete(JsonText::null(), 3_000);
         assert_eq!(task.estimated_time_remaining, Some(0.0));
         assert_eq!(task.progress, 100.0);
+    }
+
+    #[test]
+    fn negative_zero_progress_is_stored_as_zero() {
+        let mut task = Task::new("t".into(), String::new(), String::new(), 0);
+        task.apply(&TaskUpdate::progress(-0.0), 1);
+        assert!(task.progress == 0.0 && task.progress.is_sign_positive(), "{}", task.progress);
+        assert!(task.to_json().contains(r#""progress":0.0,"#), "{}", task.to_json());
     }
 
     #[test]
@@ -455,6 +456,7 @@ mod tests {
 
     #[test]
     fn patch_bodies_are_checked_field_by_field() {
+        let unknown = "The body has a field that is not known; known fields: progress, stage, message, status, reset.";
         let cases: &[(Value, Option<&str>)] = &[
             (json!({"progress": 50, "stage": "s", "message": "m", "status": "running", "reset": false}), None),
             (json!({"progress": 101}), Some("Field `progress` must be a number from 0 to 100.")),
@@ -465,12 +467,14 @@ mod tests {
             ),
             (json!({"stage": "x".repeat(257)}), Some("Field `stage` must be at most 256 bytes.")),
             (json!({"message": 5}), Some("Field `message` must be a string.")),
-            (json!({"colour": "red"}), Some("Field `colour` is not a known field.")),
-            (json!({"<script>": 1}), Some("The body has a field that is not known.")),
+            (json!({"colour": "red"}), Some(unknown)),
+            (json!({"<script>": 1}), Some(unknown)),
+            (json!({"progress": 101, "colour": "red"}), Some(unknown)),
             (json!([1]), Some("The body must be a JSON object.")),
         ];
         for (body, expected) in cases {
-            let got = TaskUpdate::from_json(body);
+            let text = body.to_string();
+            let got = Body::parse(text.as_bytes()).and_then(|body| TaskUpdate::from_body(&body));
             match expected {
                 None => assert!(got.is_ok(), "{body}: {got:?}"),
                 Some(message) => {

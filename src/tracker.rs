@@ -4,6 +4,11 @@
 //! only to apply the change, encode the one frame every viewer will share, and hand the frame to
 //! the task's topic (which wakes viewers after its own lock is released). The fan-out itself runs
 //! in the viewers' tasks, so a producer never waits for it.
+//!
+//! Readers hold the lock only to copy what they need: an `Arc` of the task (GET, the list, which
+//! serialize after the lock is released) or a few fields (HEAD). Counts by status and the bytes of
+//! held results are kept as tasks change, so health never walks the map and the result bound is
+//! one comparison.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +23,7 @@ use crate::log::Ns;
 use crate::sse::encoder::Frame;
 use crate::sse::topic::Topic;
 use crate::store::{MemoryStore, TaskStore};
-use crate::task::{NewTask, Task, TaskStatus, TaskUpdate, sanitize_error, validate_result, validate_task_id};
+use crate::task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate, sanitize_error, validate_result, validate_task_id};
 
 /// Most tasks `list_tasks` returns.
 pub const MAX_LIST: usize = 1000;
@@ -42,11 +47,37 @@ struct State {
     /// Finished tasks in the order they finished, with the time they may be removed.
     /// Retention is one fixed duration, so finish order is expiry order.
     expiry: VecDeque<(u64, String)>,
+    /// The held tasks by status, kept with every change so health never walks the map.
+    counts: TaskCounts,
+    /// Bytes of every held `result`, bounded by `Config::max_result_bytes`.
+    result_bytes: usize,
 }
 
+impl State {
+    /// Counts a task that is now held (created, loaded, or the new state of a change).
+    fn hold(&mut self, task: &Task) {
+        self.counts.total += 1;
+        *self.counts.of(task.status) += 1;
+        self.result_bytes += result_len(task);
+    }
+
+    /// Stops counting a task that is no longer held (removed, or the old state of a change).
+    fn release(&mut self, task: &Task) {
+        self.counts.total -= 1;
+        *self.counts.of(task.status) -= 1;
+        self.result_bytes -= result_len(task);
+    }
+}
+
+fn result_len(task: &Task) -> usize {
+    task.result.as_ref().map_or(0, |r| r.as_str().len())
+}
+
+/// A task is held behind an `Arc`: readers clone the `Arc` under the lock and serialize after it,
+/// and a change replaces the `Arc` (a result, once set, is never copied again).
 #[derive(Debug)]
 struct Entry {
-    task: Task,
+    task: Arc<Task>,
     topic: Arc<Topic>,
     /// What a viewer must show when the server requires subscribe tokens.
     subscribe_token: Option<String>,
@@ -65,6 +96,32 @@ pub struct TaskCounts {
     pub completed: usize,
     /// Failed.
     pub failed: usize,
+}
+
+impl TaskCounts {
+    fn of(&mut self, status: TaskStatus) -> &mut usize {
+        match status {
+            TaskStatus::Pending => &mut self.pending,
+            TaskStatus::Running => &mut self.running,
+            TaskStatus::Completed => &mut self.completed,
+            TaskStatus::Failed => &mut self.failed,
+        }
+    }
+}
+
+/// What `HEAD` shows of a task, read under the lock without copying the task (or its result).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSummary {
+    /// Where the task is in its life.
+    pub status: TaskStatus,
+    /// 0 to 100.
+    pub progress: f64,
+    /// Short label of the current step.
+    pub stage: String,
+    /// Sequence number of the last change.
+    pub event_id: u64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: u64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -87,8 +144,9 @@ impl ProgressTracker {
             if terminal {
                 state.expiry.push_back((task.updated_at + config.retention.as_millis() as u64, task.task_id.clone()));
             }
+            state.hold(&task);
             // Tokens are not persisted: a restart issues none, so such tasks need none.
-            let entry = Entry { topic: Arc::new(Topic::new(frame)), task, subscribe_token: None };
+            let entry = Entry { topic: Arc::new(Topic::new(frame)), task: Arc::new(task), subscribe_token: None };
             state.tasks.insert(entry.task.task_id.clone(), entry);
         }
         Ok(ProgressTracker { inner: Arc::new(Inner { config, store, state: Mutex::new(state) }) })
@@ -105,13 +163,13 @@ impl ProgressTracker {
     }
 
     /// Creates a pending task with a first stage label.
-    pub fn create_task(&self, task_id: &str, stage: &str) -> Result<Task> {
+    pub fn create_task(&self, task_id: &str, stage: &str) -> Result<Arc<Task>> {
         let new = NewTask { task_id: Some(task_id.to_owned()), stage: stage.to_owned(), message: String::new() };
         self.create(new)
     }
 
     /// Creates a task from a producer's request; makes an unguessable id when none is given.
-    pub fn create(&self, new: NewTask) -> Result<Task> {
+    pub fn create(&self, new: NewTask) -> Result<Arc<Task>> {
         let task_id = match new.task_id {
             Some(id) => {
                 validate_task_id(&id)?;
@@ -132,50 +190,69 @@ impl ProgressTracker {
                 "The server holds as many tasks as it may; try again later.",
             ));
         }
-        let task = Task::new(task_id, new.stage, new.message, now_ms());
+        // A task that could not keep its result is refused now, not after its work is done.
+        if state.result_bytes >= self.inner.config.max_result_bytes {
+            return Err(result_space_exhausted());
+        }
+        let task = Arc::new(Task::new(task_id, new.stage, new.message, now_ms()));
         self.save(&task)?;
         let topic = Arc::new(Topic::new(Frame::progress(task.event_id, &task.to_json(), false)));
         let subscribe_token = self.inner.config.require_subscribe_token.then(crate::random::token);
         debug!(Ns::Tracker, "create {}", task.task_id);
-        state.tasks.insert(task.task_id.clone(), Entry { task: task.clone(), topic, subscribe_token });
+        state.hold(&task);
+        state.tasks.insert(task.task_id.clone(), Entry { task: Arc::clone(&task), topic, subscribe_token });
         Ok(task)
     }
 
     /// Applies a progress update to a pending or running task.
-    pub fn update_task(&self, task_id: &str, update: TaskUpdate) -> Result<Task> {
+    pub fn update_task(&self, task_id: &str, update: TaskUpdate) -> Result<Arc<Task>> {
         update.validate()?;
         self.change(task_id, |task, now| task.apply(&update, now))
     }
 
     /// Completes a task with a result: progress 100, terminal.
-    pub fn complete_task(&self, task_id: &str, result: Value) -> Result<Task> {
+    pub fn complete_task(&self, task_id: &str, result: Value) -> Result<Arc<Task>> {
+        self.complete_task_raw(task_id, JsonText::from_value(&result))
+    }
+
+    /// Completes a task with a result already held as JSON text (as a producer sent it).
+    pub fn complete_task_raw(&self, task_id: &str, result: JsonText) -> Result<Arc<Task>> {
         validate_result(&result)?;
         self.change(task_id, |task, now| task.complete(result, now))
     }
 
     /// Fails a task with an error text (sanitized): terminal, progress kept.
-    pub fn fail_task(&self, task_id: &str, error: &str) -> Result<Task> {
+    pub fn fail_task(&self, task_id: &str, error: &str) -> Result<Arc<Task>> {
         let error = sanitize_error(error);
         self.change(task_id, |task, now| task.fail(error, now))
     }
 
     /// Applies one change: checks, mutates, bumps the event id, stores, publishes.
-    fn change(&self, task_id: &str, apply: impl FnOnce(&mut Task, u64)) -> Result<Task> {
+    fn change(&self, task_id: &str, apply: impl FnOnce(&mut Task, u64)) -> Result<Arc<Task>> {
         validate_task_id(task_id)?;
         let now = now_ms();
-        let mut state = self.lock();
-        self.expire(&mut state, now);
+        let mut guard = self.lock();
+        self.expire(&mut guard, now);
+        let state = &mut *guard;
         let entry = state.tasks.get_mut(task_id).ok_or_else(not_found)?;
         if entry.task.status.is_terminal() {
             return Err(Error::new(ErrorKind::TaskFinished, "The task has finished; it takes no more changes."));
         }
-        let mut task = entry.task.clone();
+        // Not finished, so the task has no result yet and this copy is small.
+        let mut task = Task::clone(&entry.task);
         apply(&mut task, now);
+        let added = result_len(&task);
+        if added > 0 && state.result_bytes.saturating_add(added) > self.inner.config.max_result_bytes {
+            return Err(result_space_exhausted());
+        }
         task.event_id += 1;
         self.save(&task)?;
         let terminal = task.status.is_terminal();
         entry.topic.publish(Frame::progress(task.event_id, &task.to_json(), terminal));
-        entry.task = task.clone();
+        let task = Arc::new(task);
+        let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
+        state.release(&old);
+        state.hold(&task);
         if terminal {
             let at = now + self.inner.config.retention.as_millis() as u64;
             state.expiry.push_back((at, task_id.to_owned()));
@@ -185,16 +262,34 @@ impl ProgressTracker {
     }
 
     /// The current state of a task.
-    pub fn get_task(&self, task_id: &str) -> Option<Task> {
-        self.lock().tasks.get(task_id).map(|e| e.task.clone())
+    pub fn get_task(&self, task_id: &str) -> Option<Arc<Task>> {
+        self.lock().tasks.get(task_id).map(|e| Arc::clone(&e.task))
+    }
+
+    /// The few fields `HEAD` shows.
+    pub fn summary(&self, task_id: &str) -> Option<TaskSummary> {
+        self.lock().tasks.get(task_id).map(|e| TaskSummary {
+            status: e.task.status,
+            progress: e.task.progress,
+            stage: e.task.stage.clone(),
+            event_id: e.task.event_id,
+            updated_at: e.task.updated_at,
+        })
     }
 
     /// Tasks, newest first, at most [`MAX_LIST`].
-    pub fn list_tasks(&self) -> Vec<Task> {
+    pub fn list_tasks(&self) -> Vec<Arc<Task>> {
+        // Ids are unique, so this is a total order and an unstable sort is exact.
+        let newest_first =
+            |a: &&Arc<Task>, b: &&Arc<Task>| b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id));
         let state = self.lock();
-        let mut tasks: Vec<&Task> = state.tasks.values().map(|e| &e.task).collect();
-        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
-        tasks.into_iter().take(MAX_LIST).cloned().collect()
+        let mut tasks: Vec<&Arc<Task>> = state.tasks.values().map(|e| &e.task).collect();
+        if tasks.len() > MAX_LIST {
+            tasks.select_nth_unstable_by(MAX_LIST - 1, newest_first);
+            tasks.truncate(MAX_LIST);
+        }
+        tasks.sort_unstable_by(newest_first);
+        tasks.into_iter().map(Arc::clone).collect()
     }
 
     /// Removes a task; its open streams get `event: error` `task_deleted` and end.
@@ -207,6 +302,7 @@ impl ProgressTracker {
             return Err(storage_error(e));
         }
         entry.topic.publish(Frame::closing("task_deleted", "The task was deleted."));
+        state.release(&entry.task);
         debug!(Ns::Tracker, "delete {task_id}");
         Ok(())
     }
@@ -222,14 +318,19 @@ impl ProgressTracker {
     }
 
     /// Whether `given` is the task's subscribe token (true for a task that has none), compared
-    /// in constant time.
+    /// in constant time; false for an unknown task, after a comparison as long as for a known
+    /// one, so neither the answer nor its timing tells whether the task exists.
     pub fn subscribe_token_matches(&self, task_id: &str, given: &str) -> bool {
+        const NO_TASK: &[u8; 32] = &[b'0'; 32];
         match self.lock().tasks.get(task_id) {
             Some(Entry { subscribe_token: Some(token), .. }) => {
                 crate::auth::constant_time_eq(given.as_bytes(), token.as_bytes())
             }
             Some(_) => true,
-            None => false,
+            None => {
+                let _ = crate::auth::constant_time_eq(given.as_bytes(), NO_TASK);
+                false
+            }
         }
     }
 
@@ -238,19 +339,14 @@ impl ProgressTracker {
         self.lock().tasks.get(task_id).map(|e| Arc::clone(&e.topic))
     }
 
-    /// Counts by status.
+    /// Counts by status, kept as tasks change (no walk over the tasks).
     pub fn counts(&self) -> TaskCounts {
-        let state = self.lock();
-        let mut counts = TaskCounts { total: state.tasks.len(), ..TaskCounts::default() };
-        for entry in state.tasks.values() {
-            match entry.task.status {
-                TaskStatus::Pending => counts.pending += 1,
-                TaskStatus::Running => counts.running += 1,
-                TaskStatus::Completed => counts.completed += 1,
-                TaskStatus::Failed => counts.failed += 1,
-            }
-        }
-        counts
+        self.lock().counts
+    }
+
+    /// Bytes of every `result` held, as counted against `Config::max_result_bytes`.
+    pub fn result_bytes(&self) -> usize {
+        self.lock().result_bytes
     }
 
     /// Removes finished tasks whose retention has passed; returns how many.
@@ -268,7 +364,8 @@ impl ProgressTracker {
             let (_, id) = state.expiry.pop_front().expect("front checked");
             // A task deleted (and perhaps created anew) since it finished is not ours to remove.
             if state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal()) {
-                state.tasks.remove(&id);
+                let entry = state.tasks.remove(&id).expect("the entry was just seen");
+                state.release(&entry.task);
                 let _ = self.inner.store.remove(&id);
                 removed += 1;
             }
@@ -284,6 +381,14 @@ impl ProgressTracker {
 #[cold]
 fn not_found() -> Error {
     Error::new(ErrorKind::TaskNotFound, "No task has this id.")
+}
+
+#[cold]
+fn result_space_exhausted() -> Error {
+    Error::new(
+        ErrorKind::ResultSpaceExhausted,
+        "The server holds as many bytes of results as it may; try again when finished tasks have gone.",
+    )
 }
 
 #[cold]
@@ -337,9 +442,58 @@ mod tests {
     #[test]
     fn made_up_ids_are_valid_and_distinct() {
         let tracker = ProgressTracker::new(Config::default());
-        let a = tracker.create(NewTask::default()).unwrap().task_id;
-        let b = tracker.create(NewTask::default()).unwrap().task_id;
+        let a = tracker.create(NewTask::default()).unwrap().task_id.clone();
+        let b = tracker.create(NewTask::default()).unwrap().task_id.clone();
         assert_ne!(a, b);
         assert!(validate_task_id(&a).is_ok() && a.len() >= 22, "{a}");
+    }
+
+    #[test]
+    fn result_bytes_are_bounded_and_freed_with_their_task() {
+        let tracker = ProgressTracker::new(Config { max_result_bytes: 10, ..Config::default() });
+        for id in ["a", "b"] {
+            tracker.create_task(id, "").unwrap();
+        }
+        tracker.complete_task("a", json!("12345678")).unwrap();
+        assert_eq!(tracker.result_bytes(), 10, "the result's JSON text, quotes included");
+        let full = tracker.create_task("c", "").unwrap_err();
+        assert_eq!((full.kind(), full.kind().retry_after()), (ErrorKind::ResultSpaceExhausted, Some(5)));
+        assert_eq!(tracker.complete_task("b", json!(1)).unwrap_err().kind(), ErrorKind::ResultSpaceExhausted);
+        assert_eq!(tracker.get_task("b").unwrap().event_id, 1, "a refused complete changes nothing");
+        tracker.delete_task("a").unwrap();
+        assert_eq!(tracker.result_bytes(), 0);
+        tracker.create_task("c", "").unwrap();
+        tracker.complete_task("b", json!([1, 2])).unwrap();
+        assert_eq!(tracker.counts(), TaskCounts { total: 2, pending: 1, completed: 1, ..TaskCounts::default() });
+    }
+
+    #[test]
+    fn counts_survive_a_delete_and_a_new_task_of_the_same_id() {
+        let tracker = ProgressTracker::new(Config { retention: std::time::Duration::ZERO, ..Config::default() });
+        tracker.create_task("a", "").unwrap();
+        tracker.complete_task("a", json!("done")).unwrap();
+        tracker.delete_task("a").unwrap();
+        // The old task's expiry comes due during this create; it must not touch the new task.
+        tracker.create_task("a", "").unwrap();
+        assert_eq!(tracker.remove_expired(), 0);
+        assert_eq!(tracker.counts(), TaskCounts { total: 1, pending: 1, ..TaskCounts::default() });
+        assert_eq!(tracker.result_bytes(), 0);
+    }
+
+    #[test]
+    fn the_list_is_the_newest_thousand_in_order() {
+        let tracker = ProgressTracker::new(Config::default());
+        for i in 0..MAX_LIST + 5 {
+            tracker.create_task(&format!("t{i:04}"), "").unwrap();
+        }
+        let listed = tracker.list_tasks();
+        assert_eq!(listed.len(), MAX_LIST);
+        let mut sorted = listed.clone();
+        sorted.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
+        assert_eq!(listed, sorted);
+        let mut all: Vec<Arc<Task>> =
+            (0..MAX_LIST + 5).map(|i| tracker.get_task(&format!("t{i:04}")).unwrap()).collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
+        assert_eq!(listed, all[..MAX_LIST]);
     }
 }

@@ -11,6 +11,8 @@ use support::*;
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
+/// The publish token of the server that requires subscribe tokens.
+const PUBLISH: &str = "cors-publish-token";
 
 fn start(origins: &[&str]) -> TestServer {
     start_server(Config {
@@ -183,15 +185,25 @@ fn error_answers_of_the_stream_route_carry_cors_headers() {
         assert!(cors_names(&reply.headers).is_empty(), "{:?}", reply.headers);
     }
 
+    // Subscribe tokens protect nothing without a publish token (Config::validate), so it has one.
     let guarded = start_server(Config {
         cors_origins: vec![APP.into()],
         require_subscribe_token: true,
+        publish_token: Some(PUBLISH.into()),
         max_streams_per_client: 1,
         connect_rate_per_client: 0,
         threads: 2,
         ..Config::default()
     });
-    let created = request(guarded.addr, "POST", "/api/brand-monitor/tasks", &[], Some(r#"{"taskId": "g"}"#));
+    let bearer = format!("Bearer {PUBLISH}");
+    let created = request(
+        guarded.addr,
+        "POST",
+        "/api/brand-monitor/tasks",
+        &[("Authorization", &bearer)],
+        Some(r#"{"taskId": "g"}"#),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
     let token: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
     let token = token["subscribeToken"].as_str().expect("a subscribe token").to_owned();
     for (target, status) in [(path("g"), 401), (format!("{}?token=nope", path("g")), 403)] {

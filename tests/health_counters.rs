@@ -167,6 +167,53 @@ fn tasks_are_counted_by_status() {
     assert_eq!(h["tasks"], json!({"total": 5, "pending": 2, "running": 1, "completed": 1, "failed": 1}), "{h}");
 }
 
+/// The `tasks` object of health, checked to add up: total is the sum of the four statuses.
+fn task_counts(addr: SocketAddr) -> Value {
+    let h = health(addr);
+    let by_status: u64 = ["pending", "running", "completed", "failed"].iter().map(|k| count(&h["tasks"], k)).sum();
+    assert_eq!(count(&h["tasks"], "total"), by_status, "{h}");
+    h["tasks"].clone()
+}
+
+#[test]
+fn task_counts_stay_right_across_every_change_and_expiry() {
+    // The running counts by status follow create, update (both ways between pending and running),
+    // complete, fail, delete, refused changes and the expiry of finished tasks (retention 0): at
+    // every step they add up, and they end where the remaining tasks are.
+    let server = start(Config { retention: Duration::ZERO, threads: 2, ..Config::default() });
+    let counts = |total, pending, running| json!({"total": total, "pending": pending, "running": running, "completed": 0, "failed": 0});
+    for id in ["p1", "p2", "r1", "c1", "f1"] {
+        create(server.addr, id);
+    }
+    assert_eq!(task_counts(server.addr), counts(5, 5, 0));
+    for id in ["r1", "f1", "p1"] {
+        send(server.addr, "PATCH", &format!("{TASKS}/{id}"), Some(r#"{"progress":10}"#), 200);
+    }
+    send(server.addr, "PATCH", &format!("{TASKS}/p1"), Some(r#"{"status":"pending"}"#), 200);
+    send(server.addr, "PATCH", &format!("{TASKS}/r1"), Some(r#"{"progress":20,"stage":"on"}"#), 200);
+    send(server.addr, "PATCH", &format!("{TASKS}/r1"), Some(r#"{"progress":101}"#), 422);
+    send(server.addr, "PATCH", &format!("{TASKS}/nobody"), Some(r#"{"progress":1}"#), 404);
+    send(server.addr, "POST", TASKS, Some(r#"{"taskId":"p2"}"#), 409);
+    assert_eq!(task_counts(server.addr), counts(5, 3, 2));
+    send(server.addr, "DELETE", &format!("{TASKS}/p2"), None, 204);
+    assert_eq!(task_counts(server.addr), counts(4, 2, 2));
+
+    send(server.addr, "POST", &format!("{TASKS}/c1/complete"), Some(r#"{"result":{"n":1}}"#), 200);
+    send(server.addr, "POST", &format!("{TASKS}/f1/fail"), Some(r#"{"error":"x"}"#), 200);
+    // The finished tasks may go at any moment now; whatever is seen must add up and must not
+    // count the unfinished ones wrong.
+    let seen = task_counts(server.addr);
+    assert_eq!((count(&seen, "pending"), count(&seen, "running")), (1, 1), "{seen}");
+    let deadline = Instant::now() + TIMEOUT;
+    while task_counts(server.addr) != counts(2, 1, 1) {
+        assert!(Instant::now() < deadline, "the finished tasks are still counted: {}", task_counts(server.addr));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A task made anew under an expired task's id is counted once, as pending.
+    create(server.addr, "c1");
+    assert_eq!(task_counts(server.addr), counts(3, 2, 1));
+}
+
 #[test]
 fn average_connection_time_covers_the_streams_that_ended() {
     // averageConnectionTime is 0 while no stream has ended, then the mean lifetime in ms of the ended ones.

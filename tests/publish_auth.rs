@@ -160,7 +160,8 @@ fn an_unauthorized_body_is_never_run_as_a_request() {
     // looks like one with the right token.
     let server = token_server();
     server.tracker.create_task("victim", "").unwrap();
-    let smuggled = format!("DELETE {TASKS}/victim HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    let smuggled =
+        format!("DELETE {TASKS}/victim HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
     let text = format!(
         "PATCH {TASKS}/victim HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{smuggled}\
          GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
@@ -178,4 +179,27 @@ fn an_unauthorized_body_is_never_run_as_a_request() {
     }
     assert!(statuses.is_empty() || statuses == [200], "answers after the 401: {statuses:?}");
     assert!(server.tracker.get_task("victim").is_some(), "the body was run as a DELETE");
+}
+
+#[test]
+fn the_right_token_still_needs_application_json() {
+    // A producer call with the right token but no `Content-Type` (empty body or not) answers 415
+    // and changes nothing: the token is no excuse for an untyped body.
+    let server = token_server();
+    server.tracker.create_task("t", "Init").unwrap();
+    for (method, path, body) in producer_calls().into_iter().filter(|(m, _, _)| *m == "POST" || *m == "PATCH") {
+        for body in [body.unwrap_or(""), ""] {
+            let text = format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut stream = connect(server.addr);
+            stream.write_all(text.as_bytes()).unwrap();
+            let reply = client::read_reply(&mut BufReader::new(stream), false).expect("an answer");
+            assert_eq!(reply.status, 415, "{method} {path} {body:?}: {}", reply.text());
+        }
+    }
+    assert_eq!(state_of_t(&server), (1, "pending"));
+    assert_eq!(server.tracker.list_tasks().len(), 1, "no task was created");
 }

@@ -1,6 +1,7 @@
 //! `--require-subscribe-token` (API.md, "Protection settings of `serve`"): creation hands out a
-//! `subscribeToken`, streams and HEAD need it as `?token=` (missing 401, wrong 403), producer
-//! routes do not, and without the setting nothing changes.
+//! `subscribeToken`, streams and HEAD need it as `?token=` (missing 401, wrong 403), an unknown
+//! task is answered exactly like a wrong token (no existence oracle), producer routes need the
+//! publish token and no subscribe token, and without the setting nothing changes.
 mod support;
 
 use std::net::SocketAddr;
@@ -11,13 +12,29 @@ use support::*;
 
 const TASKS: &str = "/api/brand-monitor/tasks";
 
+/// The publish token of every server here: subscribe tokens without one protect nothing, and
+/// `Config::validate` refuses that combination.
+const PUBLISH: &str = "publish-s3cret";
+const BEARER: &str = "Bearer publish-s3cret";
+
 fn start(require_subscribe_token: bool) -> TestServer {
-    start_server(Config { require_subscribe_token, connect_rate_per_client: 0, threads: 2, ..Config::default() })
+    start_server(Config {
+        require_subscribe_token,
+        publish_token: Some(PUBLISH.into()),
+        connect_rate_per_client: 0,
+        threads: 2,
+        ..Config::default()
+    })
+}
+
+/// A producer call with the publish token.
+fn produce(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> sse_progress::client::Reply {
+    request(addr, method, path, &[("Authorization", BEARER)], body)
 }
 
 /// `POST /tasks` with `body`; the 201 answer as JSON.
 fn create(addr: SocketAddr, body: &Value) -> Value {
-    let reply = request(addr, "POST", TASKS, &[], Some(&body.to_string()));
+    let reply = produce(addr, "POST", TASKS, Some(&body.to_string()));
     assert_eq!(reply.status, 201, "{}", reply.text());
     serde_json::from_slice(&reply.body).expect("task JSON")
 }
@@ -110,13 +127,8 @@ fn streams_need_the_right_token() {
     let (mut stream, snapshot) = follow_with_token(server.addr, "guarded", &token);
     assert_eq!(snapshot["taskId"], "guarded");
     assert!(snapshot.get("subscribeToken").is_none(), "viewers are not shown the token: {snapshot}");
-    let reply = request(
-        server.addr,
-        "PATCH",
-        &format!("{TASKS}/guarded"),
-        &[],
-        Some(r#"{"status": "running", "progress": 40}"#),
-    );
+    let reply =
+        produce(server.addr, "PATCH", &format!("{TASKS}/guarded"), Some(r#"{"status": "running", "progress": 40}"#));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let event = stream.next_non_heartbeat().expect("the update");
     assert_eq!((event.event.as_str(), event.id.as_deref()), ("progress", Some("2")));
@@ -153,25 +165,52 @@ fn head_needs_the_right_token_too() {
 }
 
 #[test]
-fn unknown_tasks_and_bad_ids_are_answered_before_the_token() {
-    // Shows 404 for an unknown task and 400 for a bad id, with or without a token.
+fn bad_ids_are_answered_before_the_token() {
+    // Shows 400 for a bad id, with or without a token: an id that cannot exist tells nothing.
     let server = start(true);
     let token = token_of(&create(server.addr, &json!({"taskId": "known"})));
     for t in [None, Some("abc"), Some(token.as_str())] {
-        assert_eq!(stream_status(server.addr, "unknown", t), (404, Some("task_not_found".into())), "{t:?}");
-        assert_eq!(head_status(server.addr, "unknown", t), 404, "{t:?}");
         assert_eq!(stream_status(server.addr, ".bad", t), (400, Some("invalid_task_id".into())), "{t:?}");
+        assert_eq!(head_status(server.addr, ".bad", t), 400, "{t:?}");
+    }
+}
+
+#[test]
+fn an_unknown_task_is_answered_exactly_like_a_wrong_token() {
+    // Shows that with tokens required, a stream or HEAD of a task that does not exist (never
+    // made, or deleted) gets the very answer a known task gives for the same token (401
+    // `token_required` without one, 403 `token_invalid` with one): status, headers and body, so
+    // no answer tells whether a task exists.
+    let server = start(true);
+    let known_token = token_of(&create(server.addr, &json!({"taskId": "known"})));
+    create(server.addr, &json!({"taskId": "deleted"}));
+    assert_eq!(produce(server.addr, "DELETE", &format!("{TASKS}/deleted"), None).status, 204);
+    for method in ["GET", "HEAD"] {
+        // What the known task answers without a token, and with a wrong one.
+        let missing = request(server.addr, method, &progress_path("known", None), &[], None);
+        let wrong = request(server.addr, method, &progress_path("known", Some("wrong")), &[], None);
+        assert_eq!((missing.status, wrong.status), (401, 403), "{method}");
+        for token in [None, Some("abc"), Some(known_token.as_str()), Some("0123456789abcdef0123456789abcdef")] {
+            let known = if token.is_none() { &missing } else { &wrong };
+            for unknown in ["never-made", "deleted"] {
+                let reply = request(server.addr, method, &progress_path(unknown, token), &[], None);
+                assert_eq!(reply.status, known.status, "{method} {unknown} {token:?}: {}", reply.text());
+                assert_eq!(reply.headers, known.headers, "{method} {unknown} {token:?}");
+                assert_eq!(reply.body, known.body, "{method} {unknown} {token:?}");
+            }
+        }
     }
 }
 
 #[test]
 fn producer_routes_need_no_subscribe_token() {
-    // Shows that create, update, get, list, complete, fail and delete work without any token.
+    // Shows that create, update, get, list, complete, fail and delete work with the publish token
+    // and without any subscribe token.
     let server = start(true);
     let token = token_of(&create(server.addr, &json!({"taskId": "made"})));
     create(server.addr, &json!({"taskId": "doomed"}));
     let call = |method: &str, path: &str, body: Option<&str>| {
-        let reply = request(server.addr, method, &format!("{TASKS}{path}"), &[], body);
+        let reply = produce(server.addr, method, &format!("{TASKS}{path}"), body);
         (reply.status, reply.text())
     };
     assert_eq!(call("PATCH", "/made", Some(r#"{"progress": 5, "status": "running"}"#)).0, 200);
@@ -202,4 +241,6 @@ fn without_the_setting_there_are_no_tokens() {
     assert_eq!(head_status(server.addr, "open", None), 200);
     assert_eq!(head_status(server.addr, "open", Some("whatever")), 200);
     assert_eq!(stream_status(server.addr, "open", Some("whatever")).0, 200);
+    assert_eq!(stream_status(server.addr, "gone", None), (404, Some("task_not_found".into())), "no tokens: 404");
+    assert_eq!(head_status(server.addr, "gone", Some("whatever")), 404);
 }

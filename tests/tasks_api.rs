@@ -232,8 +232,8 @@ fn the_estimate_is_null_until_there_is_a_rate() {
 
 #[test]
 fn invalid_fields_are_422_naming_the_field() {
-    // A wrong type, a progress outside 0..100, a string over its limit, an unknown field, or a
-    // finishing status in PATCH answers 422 with the field named, and changes nothing.
+    // A wrong type, a progress outside 0..100, a string over its limit, or a finishing status in
+    // PATCH answers 422 with the field named, and changes nothing.
     let server = start_plain();
     create(server.addr, "v");
     let long = |n: usize| "x".repeat(n);
@@ -250,7 +250,6 @@ fn invalid_fields_are_422_naming_the_field() {
         ("status failed", "PATCH", "v".into(), r#"{"status":"failed"}"#.into(), "status"),
         ("status unknown", "PATCH", "v".into(), r#"{"status":"paused"}"#.into(), "status"),
         ("status as a number", "PATCH", "v".into(), r#"{"status":1}"#.into(), "status"),
-        ("unknown field in PATCH", "PATCH", "v".into(), r#"{"colour":"red"}"#.into(), "colour"),
         ("stage of 257 bytes", "PATCH", "v".into(), json!({ "stage": long(257) }).to_string(), "stage"),
         (
             "stage of 258 bytes in 129 chars",
@@ -262,7 +261,6 @@ fn invalid_fields_are_422_naming_the_field() {
         ("message of 4097 bytes", "PATCH", "v".into(), json!({ "message": long(4097) }).to_string(), "message"),
         ("taskId as a number", "POST", String::new(), r#"{"taskId":5}"#.into(), "taskId"),
         ("stage as a bool in create", "POST", String::new(), r#"{"taskId":"n1","stage":true}"#.into(), "stage"),
-        ("unknown field in create", "POST", String::new(), r#"{"taskId":"n2","owner":"me"}"#.into(), "owner"),
         (
             "stage of 257 bytes in create",
             "POST",
@@ -277,9 +275,7 @@ fn invalid_fields_are_422_naming_the_field() {
             json!({ "taskId": "n4", "message": long(4097) }).to_string(),
             "message",
         ),
-        ("unknown field in complete", "POST", "v/complete".into(), r#"{"result":1,"extra":2}"#.into(), "extra"),
         ("error as a number in fail", "POST", "v/fail".into(), r#"{"error":42}"#.into(), "error"),
-        ("unknown field in fail", "POST", "v/fail".into(), r#"{"error":"x","code":3}"#.into(), "code"),
     ];
     for (case, method, path, body, field) in &cases {
         let path = if path.is_empty() { TASKS.to_owned() } else { format!("{TASKS}/{path}") };
@@ -289,9 +285,70 @@ fn invalid_fields_are_422_naming_the_field() {
     }
     let task = current(server.addr, "v");
     assert_eq!((task["status"].as_str(), event_id_of(&task)), (Some("pending"), 1), "nothing changed: {task}");
-    for id in ["n1", "n2", "n3", "n4"] {
+    for id in ["n1", "n3", "n4"] {
         assert_error(&get(server.addr, &format!("{TASKS}/{id}")), 404, "task_not_found");
     }
+}
+
+#[test]
+fn unknown_fields_are_422_without_echoing_their_name() {
+    // An unknown field answers 422 invalid_field with a fixed sentence naming the known fields of
+    // that body, never the name that was sent, and changes nothing.
+    let server = start_plain();
+    create(server.addr, "u");
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("PATCH", "u", r#"{"colour":"red"}"#, "progress, stage, message, status, reset"),
+        ("PATCH", "u", r#"{"progress":5,"zz_marker":1}"#, "progress, stage, message, status, reset"),
+        ("POST", "", r#"{"taskId":"n2","owner":"me"}"#, "taskId, stage, message"),
+        ("POST", "u/complete", r#"{"result":1,"extra":2}"#, "result"),
+        ("POST", "u/fail", r#"{"error":"x","code":3}"#, "error"),
+    ];
+    for (method, path, body, known) in cases {
+        let path = if path.is_empty() { TASKS.to_owned() } else { format!("{TASKS}/{path}") };
+        let reply = request(server.addr, method, &path, &[], Some(body));
+        let message = assert_error(&reply, 422, "invalid_field");
+        assert_eq!(message, format!("The body has a field that is not known; known fields: {known}."), "{body}");
+        for sent in ["colour", "zz_marker", "owner", "extra", "code"] {
+            assert!(!message.contains(sent), "{body}: the message echoes `{sent}`: {message:?}");
+        }
+    }
+    let task = current(server.addr, "u");
+    assert_eq!((task["status"].as_str(), event_id_of(&task)), (Some("pending"), 1), "nothing changed: {task}");
+    assert_error(&get(server.addr, &format!("{TASKS}/n2")), 404, "task_not_found");
+}
+
+#[test]
+fn negative_zero_progress_is_zero() {
+    // `-0.0` (and `-0`) is a progress within 0..100 that is stored and shown as 0, never `-0.0`,
+    // in the answer, GET, the stream and HEAD.
+    let server = start_plain();
+    create(server.addr, "z");
+    for body in [r#"{"progress": -0.0}"#, r#"{"progress": -0}"#, r#"{"progress": -0e5, "reset": true}"#] {
+        let reply = patch(server.addr, "z", body);
+        assert!(!reply.text().contains("-0"), "{body}: {}", reply.text());
+        let task = task_of(&reply, 200);
+        let progress = progress_of(&task);
+        assert!(progress == 0.0 && progress.is_sign_positive(), "{body}: {task}");
+    }
+    let get = get(server.addr, &format!("{TASKS}/z"));
+    assert!(!get.text().contains("-0"), "{}", get.text());
+    let head = request(server.addr, "HEAD", &format!("{PROGRESS}/z"), &[], None);
+    let shown = head.header("x-task-progress").expect("X-Task-Progress");
+    assert!(!shown.starts_with('-'), "X-Task-Progress {shown:?}");
+    let (_, snapshot) = follow(server.addr, "z");
+    assert!(progress_of(&snapshot).is_sign_positive(), "{snapshot}");
+}
+
+#[test]
+fn tracker_503s_carry_retry_after() {
+    // A server holding as many tasks as it may answers creation 503 too_many_tasks with a
+    // Retry-After of whole seconds, as every 503 of the producer API does.
+    let server = start(Config { max_tasks: 1, threads: 2, ..Config::default() });
+    create(server.addr, "only");
+    let reply = post(server.addr, TASKS, r#"{"taskId":"second"}"#);
+    assert_error(&reply, 503, "too_many_tasks");
+    let retry = reply.header("retry-after").expect("a Retry-After");
+    assert!(retry.parse::<u32>().is_ok_and(|s| s > 0), "Retry-After {retry:?}");
 }
 
 #[test]
@@ -633,6 +690,55 @@ fn a_body_of_another_media_type_is_415() {
     assert_eq!(reply.status, 201, "parameters of application/json are fine: {}", reply.text());
 }
 
+/// One request with a body and a `Content-Length` but no `Content-Type`.
+fn untyped(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    let text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = connect(addr);
+    stream.write_all(text.as_bytes()).unwrap();
+    sse_progress::client::read_reply(&mut std::io::BufReader::new(stream), false).expect("a reply")
+}
+
+#[test]
+fn posts_and_patches_need_application_json_even_when_empty() {
+    // Every POST and PATCH without `Content-Type: application/json` answers 415 and changes
+    // nothing: no type with a body, no type and no body, an empty form post, a `+json` type.
+    // The type's case and parameters do not matter; DELETE and GET need no type.
+    let server = start_plain();
+    create(server.addr, "ct");
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let merge = [("Content-Type", "application/merge-patch+json")];
+    let routes: &[(&str, String, &str)] = &[
+        ("POST", TASKS.to_owned(), r#"{"taskId":"ct2"}"#),
+        ("PATCH", format!("{TASKS}/ct"), r#"{"progress":1}"#),
+        ("POST", format!("{TASKS}/ct/complete"), r#"{"result":1}"#),
+        ("POST", format!("{TASKS}/ct/fail"), r#"{"error":"x"}"#),
+    ];
+    for (method, path, body) in routes {
+        let what = format!("{method} {path}");
+        assert_error(&untyped(server.addr, method, path, body), 415, "unsupported_media_type");
+        assert_error(&untyped(server.addr, method, path, ""), 415, "unsupported_media_type");
+        assert_error(&request(server.addr, method, path, &[], None), 415, "unsupported_media_type");
+        assert_error(&request(server.addr, method, path, &form, Some("")), 415, "unsupported_media_type");
+        assert_error(&request(server.addr, method, path, &form, Some("taskId=ct2")), 415, "unsupported_media_type");
+        let reply = request(server.addr, method, path, &merge, Some(body));
+        assert_eq!(reply.status, 415, "{what} as merge-patch+json: {}", reply.text());
+    }
+    assert_error(&get(server.addr, &format!("{TASKS}/ct2")), 404, "task_not_found");
+    assert_eq!(event_id_of(&current(server.addr, "ct")), 1, "nothing changed");
+
+    let json = [("Content-Type", "Application/JSON; charset=UTF-8")];
+    let reply = request(server.addr, "POST", TASKS, &json, None);
+    assert_eq!(reply.status, 201, "an empty typed body is {{}}: {}", reply.text());
+    let reply = request(server.addr, "PATCH", &format!("{TASKS}/ct"), &json, Some(r#"{"progress":1}"#));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = request(server.addr, "POST", &format!("{TASKS}/ct/complete"), &json, None);
+    assert_eq!(task_of(&reply, 200)["result"], Value::Null, "an empty complete body is a null result");
+    assert_eq!(request(server.addr, "DELETE", &format!("{TASKS}/ct"), &[], None).status, 204);
+}
+
 #[test]
 fn head_progress_gives_the_status_in_headers_and_no_body() {
     // HEAD /progress/{id} answers 200 with X-Task-* headers (the stage percent-encoded UTF-8) and no body bytes.
@@ -642,7 +748,9 @@ fn head_progress_gives_the_status_in_headers_and_no_body() {
     let body = json!({ "progress": 12.5, "stage": stage }).to_string();
     let task = task_of(&patch(server.addr, "h1", &body), 200);
     let mut socket = connect(server.addr);
-    socket.write_all(b"HEAD /api/brand-monitor/progress/h1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    socket
+        .write_all(b"HEAD /api/brand-monitor/progress/h1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut raw = Vec::new();
     socket.read_to_end(&mut raw).expect("the server closes after Connection: close");
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;

@@ -6,8 +6,9 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
-use sse_progress::task::{MAX_ERROR, MAX_MESSAGE, MAX_STAGE, NewTask, parse_complete, parse_fail, sanitize_error};
+use sse_progress::task::{
+    Body, MAX_ERROR, MAX_MESSAGE, MAX_STAGE, NewTask, parse_complete, parse_fail, sanitize_error,
+};
 use sse_progress::{Config, ErrorKind, ProgressTracker, TaskStatus, TaskUpdate};
 
 static CONFIG: LazyLock<Config> = LazyLock::new(Config::default);
@@ -17,10 +18,9 @@ fuzz_target!(|data: &[u8]| {
     let tracker = ProgressTracker::new(CONFIG.clone());
     let mut task = tracker.create_task(ID, "start").unwrap();
     for line in data.split(|&b| b == b'\n').take(64) {
-        let Ok(body) = serde_json::from_slice::<Value>(line) else { continue };
-        let is_object_with = |key| body.as_object().is_some_and(|o| o.contains_key(key));
+        let Ok(body) = Body::parse(line) else { continue };
 
-        if let Ok(new) = NewTask::from_json(&body) {
+        if let Ok(new) = NewTask::from_body(&body) {
             assert!(new.stage.len() <= MAX_STAGE && new.message.len() <= MAX_MESSAGE);
             match tracker.create(new.clone()) {
                 Ok(created) => {
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
 
-        if let Ok(update) = TaskUpdate::from_json(&body) {
+        if let Ok(update) = TaskUpdate::from_body(&body) {
             assert!(update.validate().is_ok(), "{update:?}");
             assert!(update.progress.is_none_or(|p| (0.0..=100.0).contains(&p)), "{update:?}");
             let result = tracker.update_task(ID, update.clone());
@@ -58,9 +58,11 @@ fuzz_target!(|data: &[u8]| {
         }
 
         // Only a body naming `result` or `error` is taken as a complete or fail call.
-        let finish = if is_object_with("result") {
-            parse_complete(&body).ok().map(|result| tracker.complete_task(ID, result.clone()).map(|t| (t, Some(result), None)))
-        } else if is_object_with("error") {
+        let finish = if body.has("result") {
+            parse_complete(&body)
+                .ok()
+                .map(|result| tracker.complete_task_raw(ID, result.clone()).map(|t| (t, Some(result), None)))
+        } else if body.has("error") {
             parse_fail(&body).ok().map(|error| tracker.fail_task(ID, &error).map(|t| (t, None, Some(error))))
         } else {
             let _ = (parse_complete(&body), parse_fail(&body));
@@ -74,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(done.event_id, task.event_id + 1);
                 if let Some(result) = result {
                     assert_eq!((done.status, done.progress), (TaskStatus::Completed, 100.0));
-                    assert_eq!((done.result, done.estimated_time_remaining), (Some(result), Some(0.0)));
+                    assert_eq!((done.result.as_ref(), done.estimated_time_remaining), (Some(&result), Some(0.0)));
                 } else {
                     let error = sanitize_error(&error.unwrap());
                     assert_eq!((done.status, done.progress), (TaskStatus::Failed, task.progress));

@@ -1,4 +1,7 @@
 //! `GET /api/brand-monitor/health` (JSON) and `GET /metrics` (Prometheus text): the same figures.
+//!
+//! Task counts come from the tracker's running counts, so a probe costs the same with 100,000
+//! tasks as with none.
 
 use std::fmt::Write as _;
 
@@ -98,6 +101,12 @@ pub fn metrics(shared: &Shared) -> Response {
             ("{status=\"completed\"}", f.tasks.completed as f64),
             ("{status=\"failed\"}", f.tasks.failed as f64),
         ],
+    );
+    metric(
+        "result_bytes",
+        "gauge",
+        "Bytes of the results of held tasks, bounded by --max-result-bytes.",
+        &[("", shared.tracker.result_bytes() as f64)],
     );
     metric("timers_pending", "gauge", "Deadlines waiting on the timer wheel.", &[("", shared.timers.pending() as f64)]);
     Response {

@@ -1,8 +1,10 @@
 //! `GET` and `HEAD /api/brand-monitor/progress/{taskId}`: the stream, and status in headers.
 //!
-//! Checks come in this order: the id (400), the task (404), the subscribe token (401/403), the
-//! client's stream cap (429), shutdown (503). The viewer subscribes before the snapshot is
-//! chosen, under the topic's lock, so no change can fall between the snapshot and the stream.
+//! Checks come in this order: the id (400), the subscribe token when required (401/403), the
+//! task (404), shutdown (503), the client's stream cap (429). The token comes before the task so
+//! that, with tokens on, an unknown task is answered exactly like a wrong token and no answer
+//! tells whether a task exists. The viewer subscribes before the snapshot is chosen, under the
+//! topic's lock, so no change can fall between the snapshot and the stream.
 
 use crate::connections::StreamGuard;
 use crate::error::{Error, ErrorKind};
@@ -12,13 +14,11 @@ use crate::server::Shared;
 use crate::sse::stream::Start;
 use crate::task::validate_task_id;
 
-/// Checks the id and the subscribe token; the error answer if either is wrong.
+/// Checks the id, the subscribe token and that the task exists; the error answer if one fails.
 fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Response> {
     validate_task_id(task_id).map_err(|e| error_response(&e))?;
-    if !shared.tracker.contains(task_id) {
-        return Err(error_response(&not_found()));
-    }
     if shared.config.require_subscribe_token {
+        // An unknown task matches no token: it gets the same 401 or 403 as a known one.
         let Some(token) = request.query_param("token") else {
             return Err(Response::error(
                 401,
@@ -29,6 +29,9 @@ fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Respon
         if !shared.tracker.subscribe_token_matches(task_id, &token) {
             return Err(Response::error(403, "token_invalid", "The subscribe token does not match this task."));
         }
+    }
+    if !shared.tracker.contains(task_id) {
+        return Err(error_response(&not_found()));
     }
     Ok(())
 }
@@ -78,7 +81,7 @@ pub fn head(shared: &Shared, request: &Request, task_id: &str) -> Response {
     if let Err(response) = admit(shared, request, task_id) {
         return response;
     }
-    let Some(task) = shared.tracker.get_task(task_id) else {
+    let Some(task) = shared.tracker.summary(task_id) else {
         return error_response(&not_found());
     };
     Response::empty(200)
@@ -93,9 +96,13 @@ fn not_found() -> Error {
     Error::new(ErrorKind::TaskNotFound, "No task has this id.")
 }
 
-/// The answer for a tracker error.
+/// The answer for a tracker error; the ones that pass (every `503`) say when to try again.
 pub fn error_response(e: &Error) -> Response {
-    Response::error(e.kind().status(), e.kind().code(), e.message())
+    let response = Response::error(e.kind().status(), e.kind().code(), e.message());
+    match e.kind().retry_after() {
+        Some(seconds) => response.header("Retry-After", seconds.to_string()),
+        None => response,
+    }
 }
 
 /// A number as JSON writes it (`50.0`, `12.5`).

@@ -1,60 +1,74 @@
 //! The producer API: create, update, complete, fail, get, list and delete tasks over HTTP.
 //!
-//! Bodies are JSON objects checked field by field in `task.rs`; a body of another media type is
-//! refused (415), which also keeps browsers on other sites from posting to it without a CORS
-//! preflight.
+//! Every `POST` and `PATCH` must say `Content-Type: application/json`, even with an empty body:
+//! a plain HTML form or an untyped `fetch` from another site cannot send that type without a CORS
+//! preflight, so no website a user visits can write tasks (415 otherwise). Bodies are read field
+//! by field in `task.rs` without building a JSON tree, and tasks are answered from the tracker's
+//! shared `Arc`s, serialized after its lock is released.
 
-use serde_json::Value;
+use std::sync::Arc;
 
 use super::progress::error_response;
 use crate::error::{Error, ErrorKind};
 use crate::http::request::{Method, Request};
 use crate::http::response::Response;
 use crate::server::Shared;
-use crate::task::{NewTask, TaskUpdate, parse_complete, parse_fail};
+use crate::task::{Body, NewTask, Task, TaskUpdate, parse_complete, parse_fail};
 
-/// Parses a request body as JSON; an empty body is `{}`.
-pub fn parse_body(request: &Request, body: &[u8]) -> Result<Value, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(serde_json::Map::new()));
-    }
-    let json_type = request.content_type().is_none_or(|t| {
-        let essence = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
-    });
-    if !json_type {
+/// Checks the media type and reads the body (an empty body is `{}`).
+pub fn parse_body<'a>(request: &Request, body: &'a [u8]) -> Result<Body<'a>, Error> {
+    if !is_json(request.content_type()) {
         return Err(Error::new(ErrorKind::UnsupportedMediaType, "The body must be `application/json`."));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        // serde_json's messages quote no input, only positions; still, say it in our words.
-        Error::new(
-            ErrorKind::InvalidJson,
-            format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()),
-        )
-    })
+    Body::parse(body)
+}
+
+/// Whether a `Content-Type` is `application/json`, with any parameters (`; charset=utf-8`).
+/// Other `+json` types are not taken: API.md names this one type.
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// `POST /api/brand-monitor/tasks`
 pub fn create(shared: &Shared, request: &Request, body: &[u8]) -> Response {
     let made =
-        parse_body(request, body).and_then(|v| NewTask::from_json(&v)).and_then(|new| shared.tracker.create(new));
+        parse_body(request, body).and_then(|body| NewTask::from_body(&body)).and_then(|new| shared.tracker.create(new));
     match made {
-        Ok(task) => match shared.tracker.subscribe_token(&task.task_id) {
-            Some(token) => {
-                let mut json = serde_json::to_value(&task).expect("a task serializes");
-                json["subscribeToken"] = token.into();
-                Response::json(201, json.to_string())
+        Ok(task) => {
+            let mut json = task.to_json();
+            if let Some(token) = shared.tracker.subscribe_token(&task.task_id) {
+                // The task JSON is an object: the token goes in before its closing brace.
+                json.pop();
+                json.push_str(",\"subscribeToken\":");
+                json.push_str(&serde_json::to_string(&token).expect("a string serializes"));
+                json.push('}');
             }
-            None => Response::json(201, task.to_json()),
-        },
+            Response::json(201, json)
+        }
         Err(e) => error_response(&e),
     }
 }
 
-/// `GET /api/brand-monitor/tasks`
+/// `GET /api/brand-monitor/tasks`: `{"tasks":[...]}`, written straight from the shared tasks.
 pub fn list(shared: &Shared) -> Response {
     let tasks = shared.tracker.list_tasks();
-    Response::json(200, serde_json::json!({ "tasks": tasks }).to_string())
+    Response::json(200, list_json(&tasks))
+}
+
+/// The list body, sized up front so a list of large results is built in one allocation.
+fn list_json(tasks: &[Arc<Task>]) -> Vec<u8> {
+    const PER_TASK: usize = 512;
+    let results: usize = tasks.iter().filter_map(|t| t.result.as_ref()).map(|r| r.as_str().len()).sum();
+    let mut out = Vec::with_capacity(16 + results + tasks.len() * PER_TASK);
+    out.extend_from_slice(b"{\"tasks\":[");
+    for (i, task) in tasks.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &**task).expect("a task always serializes");
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// `GET`, `PATCH`, `DELETE /api/brand-monitor/tasks/{id}`
@@ -62,7 +76,7 @@ pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
     let tracker = &shared.tracker;
     let answer = match request.method {
         Method::Patch => parse_body(request, body)
-            .and_then(|v| TaskUpdate::from_json(&v))
+            .and_then(|body| TaskUpdate::from_body(&body))
             .and_then(|u| tracker.update_task(task_id, u)),
         Method::Delete => {
             return tracker.delete_task(task_id).map_or_else(|e| error_response(&e), |()| Response::empty(204));
@@ -77,14 +91,39 @@ pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
 /// `POST /api/brand-monitor/tasks/{id}/complete`
 pub fn complete(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
     let done = parse_body(request, body)
-        .and_then(|v| parse_complete(&v))
-        .and_then(|r| shared.tracker.complete_task(task_id, r));
+        .and_then(|body| parse_complete(&body))
+        .and_then(|result| shared.tracker.complete_task_raw(task_id, result));
     done.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/fail`
 pub fn fail(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
-    let done =
-        parse_body(request, body).and_then(|v| parse_fail(&v)).and_then(|e| shared.tracker.fail_task(task_id, &e));
+    let done = parse_body(request, body)
+        .and_then(|body| parse_fail(&body))
+        .and_then(|e| shared.tracker.fail_task(task_id, &e));
     done.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_application_json_is_json() {
+        for yes in ["application/json", "Application/JSON", "application/json; charset=utf-8", " application/json ;x=y"]
+        {
+            assert!(is_json(Some(yes)), "{yes:?}");
+        }
+        for no in [
+            None,
+            Some(""),
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("application/problem+json"),
+            Some("application/jsonx"),
+            Some("text/json"),
+        ] {
+            assert!(!is_json(no), "{no:?}");
+        }
+    }
 }
