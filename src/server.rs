@@ -180,15 +180,26 @@ impl Server {
         // Accepting and the timer wheel get a thread of their own, which runs no connection
         // code: however long one poll of a connection takes, a new client is accepted and every
         // deadline fires on time.
+        let (close_listener, listener_closing) = smol::channel::bounded::<()>(1);
+        let (listener_closed, closed) = smol::channel::bounded::<()>(1);
         let background = std::thread::Builder::new().name("sse-progress-accept".into()).spawn({
             let (shared, executor, stopped) = (Arc::clone(&shared), Arc::clone(&executor), stopped.clone());
             let listener = self.listener;
-            move || smol::block_on(background(listener, &shared, &executor, stopped.recv()))
+            move || {
+                let close = async move {
+                    let _ = listener_closing.recv().await;
+                    listener_closed
+                };
+                smol::block_on(background(listener, &shared, &executor, close, stopped.recv()))
+            }
         })?;
         drive(&executor, &fanout, shutdown).await;
-        // Signal first, then close the listener (the accept thread does, on this signal): a
-        // client that sees the listener closed must also see the shutdown on the connection it
-        // already has (a stream request there gets 503).
+        // The flag first, then the listener closed, then everyone woken: a client that sees the
+        // listener closed sees the shutdown on the connection it already has (a stream request
+        // there gets 503), and a stream told `shutting_down` finds the listener closed.
+        shared.shutdown.begin();
+        let _ = close_listener.try_send(());
+        let _ = drive(&executor, &fanout, closed.recv()).await;
         shared.shutdown.trigger();
         let open = shared.open_connections.load(Ordering::Relaxed);
         debug!(Ns::Server, "draining {open} connections");
@@ -212,21 +223,24 @@ impl Server {
     }
 }
 
-/// The accept thread: accepts until the shutdown signal, then closes the listener; drives the
-/// timer wheel and the retention sweep until `stop`.
-async fn background(
+/// The accept thread: accepts until `close` completes, then closes the listener and says so
+/// by dropping what `close` gave; drives the timer wheel and the retention sweep until `stop`.
+async fn background<T>(
     listener: Async<TcpListener>,
     shared: &Arc<Shared>,
     executor: &Arc<Executor<'static>>,
+    close: impl Future<Output = T>,
     stop: impl Future,
 ) -> io::Result<()> {
     let accept = async {
+        let mut closed = None;
         let accepted = future::or(accept_loop(&listener, shared, executor), async {
-            shared.shutdown.wait().await;
+            closed = Some(close.await);
             Ok(())
         })
         .await;
         drop(listener);
+        drop(closed);
         accepted?;
         future::pending::<io::Result<()>>().await
     };

@@ -17,6 +17,12 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
+    /// Sets the flag without waking anyone yet, so steps that must come between the flag and
+    /// the wake-ups (closing the listener) can run; `trigger` wakes them after.
+    pub fn begin(&self) {
+        self.triggered.store(true, Ordering::SeqCst);
+    }
+
     /// Starts the shutdown: every waiter wakes.
     pub fn trigger(&self) {
         self.triggered.store(true, Ordering::SeqCst);

@@ -217,7 +217,8 @@ fn chunked_bodies_under_the_limit_work_and_the_connection_goes_on() {
         let mut bytes = CHUNKED_CREATE.as_bytes().to_vec();
         bytes.extend_from_slice(body);
         bytes.extend_from_slice(
-            format!("GET /api/brand-monitor/tasks/{id} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET /api/brand-monitor/tasks/{id} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         );
         let got = exchange(server.addr, &bytes);
         let replies = replies_in(&got.bytes, &[false, false]);
@@ -450,8 +451,10 @@ fn options_is_204_with_allow_and_no_body() {
 fn head_of_health_has_a_content_length_but_no_body() {
     // HEAD /health answers 200 with the Content-Length of the JSON it would send, and not one body byte.
     let server = start_plain();
-    let got =
-        exchange(server.addr, format!("HEAD {HEALTH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes());
+    let got = exchange(
+        server.addr,
+        format!("HEAD {HEALTH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
     assert!(got.closed);
     let end = got.bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;
     assert_eq!(&got.bytes[end..], b"", "no body after the head");
@@ -474,7 +477,10 @@ fn a_never_finished_header_block_gets_408_and_close() {
     let server = impatient_server();
     let cases: &[(&str, &[u8])] = &[
         ("a request line only", b"GET /api/brand-monitor/health HTTP/1.1\r\n"),
-        ("headers without the blank line", b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n"),
+        (
+            "headers without the blank line",
+            b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n",
+        ),
         ("half a request line", b"GET /api/bra"),
     ];
     for (case, bytes) in cases {

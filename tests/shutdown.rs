@@ -43,8 +43,9 @@ impl Binary {
             if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
                 stream.set_read_timeout(Some(TIMEOUT)).unwrap();
                 let mut stream = stream;
-                let _ =
-                    stream.write_all(b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(
+                    b"GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                );
                 if client::read_reply(&mut BufReader::new(stream), false).is_ok_and(|r| r.status == 200) {
                     return binary;
                 }
@@ -117,8 +118,9 @@ impl RawStream {
     /// Opens a stream of `task` and reads until its snapshot (the first `event: progress`).
     fn open(addr: SocketAddr, task: &str) -> RawStream {
         let mut stream = connect(addr);
-        let request =
-            format!("GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
+        let request = format!(
+            "GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).unwrap();
         let mut reader = BufReader::new(stream);
         let (status, headers) = client::read_head(&mut reader).expect("a response head");

@@ -138,8 +138,9 @@ impl Stream {
 
 /// Opens `GET /api/brand-monitor/progress/{task_id}` with extra headers.
 pub fn open_stream(addr: SocketAddr, task_id: &str, headers: &[(&str, &str)]) -> Stream {
-    let mut text =
-        format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n");
+    let mut text = format!(
+        "GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+    );
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
