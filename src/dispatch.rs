@@ -104,8 +104,11 @@ fn serve_requests(
             // The request is handled (and dropped) in a boxed future of its own; only a stream runs
             // here, so an idle stream holds neither the request nor the request-sized futures.
             match Box::pin(handle(&shared, &mut conn, request, client)).await {
-                Flow::Next if !shared.shutdown.is_triggered() => {}
-                Flow::Next | Flow::Close => return Box::pin(close(&shared, conn)).await,
+                // Even when the shutdown started meanwhile: an answer said keep-alive, so a
+                // request that has already arrived is served (`read_head` ends the wait at once
+                // when none has).
+                Flow::Next => {}
+                Flow::Close => return Box::pin(close(&shared, conn)).await,
                 Flow::Stream(start, guard) => {
                     shared.spawn_stream(stream_task(Arc::clone(&shared), conn, start, guard, peer, open));
                     return;

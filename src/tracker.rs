@@ -142,7 +142,7 @@ impl ProgressTracker {
             let terminal = task.status.is_terminal();
             let frame = Frame::progress(task.event_id, &task.to_json(), terminal);
             if terminal {
-                state.expiry.push_back((task.updated_at + config.retention.as_millis() as u64, task.task_id.clone()));
+                state.expiry.push_back((expires_at(task.updated_at, &config), task.task_id.clone()));
             }
             state.hold(&task);
             // Tokens are not persisted: a restart issues none, so such tasks need none.
@@ -254,7 +254,7 @@ impl ProgressTracker {
         state.release(&old);
         state.hold(&task);
         if terminal {
-            let at = now + self.inner.config.retention.as_millis() as u64;
+            let at = expires_at(now, &self.inner.config);
             state.expiry.push_back((at, task_id.to_owned()));
         }
         debug!(Ns::Tracker, "{} event {} {} {}", task_id, task.event_id, task.status.as_str(), task.progress);
@@ -378,6 +378,13 @@ impl ProgressTracker {
     }
 }
 
+/// When a task finished at `finished_ms` may be removed; a retention too long to add is
+/// "never" (a library caller may set any `Duration`; the server refuses over ten years).
+fn expires_at(finished_ms: u64, config: &Config) -> u64 {
+    let retention = u64::try_from(config.retention.as_millis()).unwrap_or(u64::MAX);
+    finished_ms.saturating_add(retention)
+}
+
 #[cold]
 fn not_found() -> Error {
     Error::new(ErrorKind::TaskNotFound, "No task has this id.")
@@ -425,6 +432,15 @@ mod tests {
         let t = tracker.fail_task("task-456", "API rate limit exceeded").unwrap();
         assert_eq!((t.status, t.error.as_deref()), (TaskStatus::Failed, Some("API rate limit exceeded")));
         assert_eq!(tracker.counts(), TaskCounts { total: 2, completed: 1, failed: 1, ..TaskCounts::default() });
+    }
+
+    #[test]
+    fn a_retention_too_long_to_add_keeps_tasks_and_does_not_overflow() {
+        let tracker = ProgressTracker::new(Config { retention: std::time::Duration::MAX, ..Config::default() });
+        tracker.create_task("a", "").unwrap();
+        tracker.complete_task("a", Value::Null).unwrap();
+        assert_eq!(tracker.remove_expired(), 0);
+        assert!(tracker.get_task("a").is_some());
     }
 
     #[test]
