@@ -203,3 +203,18 @@ fn the_right_token_still_needs_application_json() {
     assert_eq!(state_of_t(&server), (1, "pending"));
     assert_eq!(server.tracker.list_tasks().len(), 1, "no task was created");
 }
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    // Shows RFC 9110's rule for auth schemes: `bearer`, `BEARER` and `Bearer` carry the same
+    // token; a wrong token stays 401 whatever the case of its scheme.
+    let server = token_server();
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let value = format!("{scheme} {TOKEN}");
+        let reply = request(server.addr, "GET", TASKS, &[("Authorization", &value)], None);
+        assert_eq!(reply.status, 200, "{scheme}: {}", reply.text());
+        let wrong = format!("{scheme} nope");
+        let reply = request(server.addr, "GET", TASKS, &[("Authorization", &wrong)], None);
+        assert_eq!(reply.status, 401, "{scheme}");
+    }
+}
