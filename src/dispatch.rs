@@ -37,14 +37,15 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
     let behind_proxy = shared.config.trust_proxy == Some(peer.ip());
     // A trusted proxy carries many clients over its connections: they are charged per request
     // (below), never the proxy's address.
+    // The rate first, so a client refused for its open connections still spends its tokens.
     if !behind_proxy {
         let client = client_key(peer.ip());
-        if !open.charge(client) {
-            Box::pin(refuse(&shared, conn, Refusal::Connections)).await;
-            return;
-        }
         if let Err(wait) = shared.connect_rate.admit_connection(client, Instant::now()) {
             Box::pin(refuse(&shared, conn, Refusal::Rate(wait))).await;
+            return;
+        }
+        if !open.charge(client) {
+            Box::pin(refuse(&shared, conn, Refusal::Connections)).await;
             return;
         }
     }
@@ -155,7 +156,7 @@ enum Refusal {
     Connections,
 }
 
-async fn refuse(shared: &Shared, conn: Conn, why: Refusal) {
+async fn refuse(shared: &Arc<Shared>, conn: Conn, why: Refusal) {
     let response = match why {
         Refusal::Rate(wait) => {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -167,8 +168,9 @@ async fn refuse(shared: &Shared, conn: Conn, why: Refusal) {
                 .header("Retry-After", CONNECTIONS_RETRY_AFTER)
         }
     };
-    write(shared, &conn, &response, false, false).await;
-    close(shared, conn).await;
+    let mut answer = Vec::with_capacity(256);
+    response.write_to(&mut answer, false, false);
+    shared.refuse(conn, &answer).await;
 }
 
 /// `Retry-After` of a refusal for too many open connections: long enough for some to close.

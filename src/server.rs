@@ -345,13 +345,9 @@ pub(crate) async fn guarded(peer: SocketAddr, connection: impl Future<Output = (
     }
 }
 
-/// Answers 503 on a fresh socket and closes it gracefully. `Retry-After` is spread over 1-5 s
-/// so refused clients do not return together.
-///
-/// The server is at its limit, so a refusal may not hold a socket for long: up to
-/// [`REFUSALS_LINGERING`] refused sockets linger for a second each in a small task (so the
-/// answer is not reset away by a request still arriving), and past that the answer is written
-/// after draining what has arrived, and the socket closed at once.
+/// Answers 503 on a fresh socket and closes it gracefully, as [`Shared::refuse`] does but from
+/// the accept loop, in a small task of its own. `Retry-After` is spread over 1-5 s so refused
+/// clients do not return together.
 fn refuse_full(shared: &Arc<Shared>, executor: &Executor<'static>, stream: Async<TcpStream>) {
     let body = r#"{"error":{"code":"server_full","message":"The server is at its connection limit; retry later."}}"#;
     let answer = format!(
@@ -359,24 +355,59 @@ fn refuse_full(shared: &Arc<Shared>, executor: &Executor<'static>, stream: Async
         fastrand::u32(1..=5),
         body.len()
     );
-    crate::http::conn::refuse_now(stream.get_ref(), answer.as_bytes());
-    if shared.refusing.fetch_add(1, Ordering::Relaxed) >= REFUSALS_LINGERING {
-        shared.refusing.fetch_sub(1, Ordering::Relaxed);
-        return;
+    let conn = crate::http::conn::Conn::new(stream);
+    if let Some(lingering) = Lingering::take(shared) {
+        executor.spawn(async move { lingering.close(conn, answer.as_bytes()).await }).detach();
+    } else {
+        crate::http::conn::refuse_now(conn.stream().get_ref(), answer.as_bytes());
     }
-    let shared = Arc::clone(shared);
-    executor
-        .spawn(async move {
-            let conn = crate::http::conn::Conn::new(stream);
-            conn.linger_close(&shared.timers, Instant::now() + Duration::from_secs(1)).await;
-            shared.refusing.fetch_sub(1, Ordering::Relaxed);
-        })
-        .detach();
 }
 
-/// Most refused connections lingering at once, beyond `max_connections` (within the open-file
-/// reserve of `config::default_max_connections`).
-const REFUSALS_LINGERING: usize = 16;
+/// Most refused connections lingering at once (see [`Shared::refuse`]).
+const REFUSALS_LINGERING: usize = 32;
+
+/// How long a refused connection lingers.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// A place among the refused connections that may linger; given back when dropped.
+struct Lingering(Arc<Shared>);
+
+impl Lingering {
+    fn take(shared: &Arc<Shared>) -> Option<Lingering> {
+        if shared.refusing.fetch_add(1, Ordering::Relaxed) >= REFUSALS_LINGERING {
+            shared.refusing.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Lingering(Arc::clone(shared)))
+    }
+
+    /// Writes `answer` and closes gracefully (see `Conn::linger_close`), for a short while.
+    async fn close(self, conn: crate::http::conn::Conn, answer: &[u8]) {
+        crate::http::conn::refuse_now(conn.stream().get_ref(), answer);
+        conn.linger_close(&self.0.timers, Instant::now() + REFUSAL_LINGER).await;
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// Answers a connection refused before its first request (limits, rate) and closes it.
+    ///
+    /// A refused client may come back at once and be refused again, so refusals must not hold
+    /// sockets without bound: up to [`REFUSALS_LINGERING`] of them linger for a second (so the
+    /// answer is not reset away by a request still arriving); past that, the answer is written
+    /// after draining what has arrived and the socket is closed at once.
+    pub(crate) async fn refuse(self: &Arc<Self>, conn: crate::http::conn::Conn, answer: &[u8]) {
+        match Lingering::take(self) {
+            Some(lingering) => lingering.close(conn, answer).await,
+            None => crate::http::conn::refuse_now(conn.stream().get_ref(), answer),
+        }
+    }
+}
 
 /// Removes finished tasks past their retention, once a second.
 async fn sweep_retention(shared: &Shared) {

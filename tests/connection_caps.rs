@@ -77,3 +77,47 @@ fn behind_a_trusted_proxy_every_request_charges_the_forwarded_client() {
     let other = connect(server.addr);
     assert_eq!(ask(&other, &from("10.0.0.2")).status, 200);
 }
+
+/// A connection from another loopback address (127.0.0.2), so it is not counted with the others.
+fn connect_from_elsewhere(addr: SocketAddr) -> TcpStream {
+    // std cannot bind a socket before connecting it; rustix can.
+    let fd = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&fd, &"127.0.0.2:0".parse::<SocketAddr>().unwrap()).unwrap();
+    rustix::net::connect(&fd, &addr).unwrap();
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    stream
+}
+
+/// The server's `sse_progress_open_connections`, asked from 127.0.0.2.
+fn open_connections(addr: SocketAddr) -> f64 {
+    let stream = connect_from_elsewhere(addr);
+    let reply = ask(&stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let text = reply.text();
+    let line = text.lines().find(|l| l.starts_with("sse_progress_open_connections ")).expect("the gauge");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn refused_connections_hold_few_sockets() {
+    // Shows that refusals cannot fill the server: a client at its cap that keeps opening
+    // connections (and never closes them) gets its 429s, but only a few of those sockets linger.
+    let server = start_server(Config {
+        max_connections_per_client: 1,
+        connect_rate_per_client: 0,
+        threads: 2,
+        ..Config::default()
+    });
+    let _held = held(server.addr);
+    let refused: Vec<TcpStream> = (0..100).map(|_| connect(server.addr)).collect();
+    for stream in &refused {
+        let mut head = [0u8; 12];
+        std::io::Read::read_exact(&mut &*stream, &mut head).expect("a refusal");
+        assert_eq!(&head, b"HTTP/1.1 429");
+    }
+    let open = open_connections(server.addr);
+    // The held one, the metrics request, and at most 32 lingering refusals.
+    assert!(open <= 34.0, "{open} connections open");
+    drop(refused);
+}

@@ -278,8 +278,9 @@ impl Conn {
     }
 }
 
-/// Most input read and dropped while lingering before a close.
-const LINGER_BYTES: usize = 256 * 1024;
+/// Most input read and dropped while lingering before a close: a whole request that was
+/// answered without reading its body (a 401 before a 1 MiB body, say), and its head.
+const LINGER_BYTES: usize = MAX_BODY + MAX_HEAD;
 
 /// Drains what a fresh socket has already received, writes `answer` without waiting, and shuts
 /// the write side, for connections refused before they get a task: the answer then goes out

@@ -79,6 +79,12 @@ pub fn metrics(shared: &Shared) -> Response {
     metric("connections_total", "counter", "Streams opened since start.", &[("", f.total as f64)]);
     metric("connections_active", "gauge", "Streams open now.", &[("", f.active as f64)]);
     metric(
+        "open_connections",
+        "gauge",
+        "Connections of any kind open now, closing ones included, bounded by --max-connections.",
+        &[("", shared.open_connections.load(std::sync::atomic::Ordering::Relaxed) as f64)],
+    );
+    metric(
         "connections_by_health",
         "gauge",
         "Open streams by health.",
