@@ -22,7 +22,7 @@ use crate::debug;
 use crate::http::HttpError;
 use crate::http::conn::{Conn, write_now};
 use crate::http::request::{BodyKind, Method, Request};
-use crate::http::response::Response;
+use crate::http::response::{Body, Piece, Pieces, Response};
 use crate::http::router::{Route, route};
 use crate::log::Ns;
 use crate::routes::{cors, health, index, progress, tasks};
@@ -321,16 +321,72 @@ async fn write_waking(
     keep_alive: bool,
     held: Option<HeldWakes>,
 ) -> bool {
-    let mut out = Vec::with_capacity(256 + response.body.len());
+    let bytes_len = match &response.body {
+        Body::Bytes(bytes) if !head_only => bytes.len(),
+        _ => 0,
+    };
+    let mut out = Vec::with_capacity(256 + bytes_len);
     response.write_to(&mut out, head_only, keep_alive);
     let written = write_now(conn.stream(), &out);
     drop(held);
-    match written {
-        Ok(n) if n == out.len() => keep_alive,
-        Ok(n) => {
-            let deadline = Instant::now() + shared.config.idle_timeout;
-            conn.write_all(&out[n..], &shared.timers, deadline).await.is_ok() && keep_alive
-        }
+    let sent = match written {
+        Ok(n) if n == out.len() => true,
+        Ok(n) => conn.write_all(&out[n..], &shared.timers, Instant::now() + shared.config.idle_timeout).await.is_ok(),
         Err(_) => false,
+    };
+    match &response.body {
+        Body::Pieces(pieces) if sent && !head_only => {
+            drop(out);
+            Box::pin(write_pieces(shared, conn, pieces.as_ref())).await && keep_alive
+        }
+        _ => sent && keep_alive,
+    }
+}
+
+/// Bytes of a body written before the connection yields its thread (see [`REQUEST_BUDGET`]).
+const BYTES_BUDGET: usize = 1 << 20;
+/// Small pieces are gathered up to this many bytes before a write; lent pieces over it are
+/// written from where they are.
+const GATHER: usize = 16 * 1024;
+
+/// Writes a body of pieces as the socket takes them, gathering small ones into one write; each
+/// write must make progress within the idle timeout. Yields every [`BYTES_BUDGET`] bytes: a
+/// list of large results is a lot of copying into the kernel, and other connections share the
+/// thread.
+async fn write_pieces(shared: &Shared, conn: &Conn, pieces: &dyn Pieces) -> bool {
+    let mut gathered = Vec::with_capacity(GATHER);
+    let mut since_yield = 0;
+    let mut index = 0;
+    loop {
+        let piece = pieces.piece(index, &mut gathered);
+        index += 1;
+        let lent = match piece {
+            Some(Piece::Built) if gathered.len() < GATHER => continue,
+            Some(Piece::Lent(bytes)) if bytes.len() < GATHER => {
+                gathered.extend_from_slice(bytes);
+                continue;
+            }
+            Some(Piece::Built) => None,
+            Some(Piece::Lent(bytes)) => Some(bytes),
+            None => None,
+        };
+        for bytes in [&gathered[..], lent.unwrap_or_default()] {
+            if bytes.is_empty() {
+                continue;
+            }
+            let deadline = Instant::now() + shared.config.idle_timeout;
+            if conn.write_all(bytes, &shared.timers, deadline).await.is_err() {
+                return false;
+            }
+            since_yield += bytes.len();
+        }
+        gathered.clear();
+        if piece.is_none() {
+            return true;
+        }
+        if since_yield >= BYTES_BUDGET {
+            since_yield = 0;
+            future::yield_now().await;
+        }
     }
 }

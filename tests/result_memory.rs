@@ -166,3 +166,24 @@ fn expired_results_free_their_bytes() {
     let done = complete(server.addr, "second", &big);
     assert_eq!(done.status, 200, "{}", done.text());
 }
+
+#[test]
+fn head_measures_task_answers_without_a_body() {
+    // Shows HEAD on the producer's read routes gives the length GET would send, and no body:
+    // the answer is measured piece by piece, never built.
+    let server = start(Config { threads: 2, ..Config::default() });
+    for id in ["a", "b"] {
+        create(server.addr, id);
+    }
+    let body = format!(r#"{{"result": {{"blob": "{}"}}}}"#, "x".repeat(300_000));
+    assert_eq!(complete(server.addr, "a", &body).status, 200);
+    for path in [format!("{TASKS}/a"), format!("{TASKS}/b"), TASKS.to_owned()] {
+        let get = request(server.addr, "GET", &path, &[], None);
+        let head = request(server.addr, "HEAD", &path, &[], None);
+        assert_eq!((get.status, head.status), (200, 200), "{path}");
+        assert!(head.body.is_empty(), "{path}");
+        let length: usize = head.header("content-length").expect("a length").parse().unwrap();
+        assert_eq!(length, get.body.len(), "{path}");
+        let _: Value = serde_json::from_slice(&get.body).expect("the GET answer is JSON");
+    }
+}

@@ -1,27 +1,86 @@
-//! Responses the server builds: a status, a few headers, a body, written in one piece.
+//! Responses the server builds: a status, a few headers, and a body that is either bytes or
+//! pieces written as the socket takes them.
+//!
+//! Pieces exist for answers that carry tasks' results (up to 1 MiB each, 256 MiB in all): built
+//! whole, every request of them would copy the results it carries, and a client that asks many
+//! times without reading could make the server hold a copy per request. A [`Pieces`] body
+//! borrows the large parts from data the server keeps anyway and builds only the small ones, one
+//! at a time; for HEAD it is only measured.
 
 use std::fmt::Write as _;
 
 /// A response to write.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Response {
     /// The status code.
     pub status: u16,
     /// Extra headers (Content-Length, Date-less by design, and Connection are added on write).
     pub headers: Vec<(&'static str, String)>,
     /// The body; for HEAD it is measured but not sent.
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// What follows the head.
+#[derive(Debug)]
+pub enum Body {
+    /// Bytes built whole (small answers).
+    Bytes(Vec<u8>),
+    /// Built piece by piece as it is written.
+    Pieces(Box<dyn Pieces>),
+}
+
+impl Body {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Bytes(bytes) => bytes.len(),
+            Body::Pieces(pieces) => pieces.len(),
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A body written in pieces.
+pub trait Pieces: Send + Sync + std::fmt::Debug {
+    /// Bytes in all pieces.
+    fn len(&self) -> usize;
+
+    /// Piece `index`: either appended to `out` (small pieces) or lent from data the server
+    /// keeps anyway; `None` past the last.
+    fn piece<'a>(&'a self, index: usize, out: &mut Vec<u8>) -> Option<Piece<'a>>;
+}
+
+/// One piece of a [`Pieces`] body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Appended to the buffer given.
+    Built,
+    /// These bytes, as they are.
+    Lent(&'a [u8]),
 }
 
 impl Response {
     /// A response with no body.
     pub fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new() }
+        Response { status, headers: Vec::new(), body: Body::Bytes(Vec::new()) }
     }
 
     /// A JSON body.
     pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, headers: vec![("Content-Type", "application/json".into())], body: body.into() }
+        Response { status, headers: vec![("Content-Type", "application/json".into())], body: Body::Bytes(body.into()) }
+    }
+
+    /// A JSON body written in pieces.
+    pub fn json_pieces(status: u16, body: impl Pieces + 'static) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Body::Pieces(Box::new(body)),
+        }
     }
 
     /// The error shape of API.md: `{"error": {"code", "message"}}`.
@@ -36,7 +95,8 @@ impl Response {
         self
     }
 
-    /// Serializes head and (unless `head_only`) body into `out`.
+    /// Serializes the head and (unless `head_only`) a body of bytes into `out`; a body of pieces
+    /// is left to the caller, which writes them as the socket takes them.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
         let mut head = String::with_capacity(128);
         let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
@@ -49,8 +109,8 @@ impl Response {
         }
         head.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
         out.extend_from_slice(head.as_bytes());
-        if !head_only {
-            out.extend_from_slice(&self.body);
+        if let (false, Body::Bytes(body)) = (head_only, &self.body) {
+            out.extend_from_slice(body);
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::connections::HealthCounts;
-use crate::http::response::Response;
+use crate::http::response::{Body, Response};
 use crate::server::Shared;
 use crate::tracker::TaskCounts;
 
@@ -118,6 +118,6 @@ pub fn metrics(shared: &Shared) -> Response {
     Response {
         status: 200,
         headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],
-        body: out.into_bytes(),
+        body: Body::Bytes(out.into_bytes()),
     }
 }

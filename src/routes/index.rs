@@ -1,7 +1,7 @@
 //! `GET /`: a page that lists the tasks and follows each one live, for the demo and for a quick
 //! look at a running server. Plain HTML and a few lines of script; no build step.
 
-use crate::http::response::Response;
+use crate::http::response::{Body, Response};
 
 const PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sse-progress</title>
@@ -58,6 +58,6 @@ pub fn page() -> Response {
     Response {
         status: 200,
         headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-        body: PAGE.as_bytes().to_vec(),
+        body: Body::Bytes(PAGE.as_bytes().to_vec()),
     }
 }

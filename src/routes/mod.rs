@@ -4,4 +4,5 @@ pub mod cors;
 pub mod health;
 pub mod index;
 pub mod progress;
+pub mod task_body;
 pub mod tasks;

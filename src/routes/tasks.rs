@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::progress::error_response;
+use super::task_body::TaskBody;
 use crate::error::{Error, ErrorKind};
 use crate::http::request::{Method, Request};
 use crate::http::response::Response;
@@ -35,40 +36,25 @@ pub fn create(shared: &Shared, request: &Request, body: &[u8]) -> Response {
         parse_body(request, body).and_then(|body| NewTask::from_body(&body)).and_then(|new| shared.tracker.create(new));
     match made {
         Ok(task) => {
-            let mut json = task.to_json();
-            if let Some(token) = shared.tracker.subscribe_token(&task.task_id) {
-                // The task JSON is an object: the token goes in before its closing brace.
-                json.pop();
-                json.push_str(",\"subscribeToken\":");
-                json.push_str(&serde_json::to_string(&token).expect("a string serializes"));
-                json.push('}');
-            }
-            Response::json(201, json)
+            let extra = match shared.tracker.subscribe_token(&task.task_id) {
+                Some(token) => format!(",\"subscribeToken\":{}", serde_json::to_string(&token).expect("a string")),
+                None => String::new(),
+            };
+            Response::json_pieces(201, TaskBody::one(task, extra))
         }
         Err(e) => error_response(&e),
     }
 }
 
-/// `GET /api/brand-monitor/tasks`: `{"tasks":[...]}`, written straight from the shared tasks.
+/// `GET /api/brand-monitor/tasks`: `{"tasks":[...]}`, written in pieces from the shared tasks
+/// after the tracker's lock is released.
 pub fn list(shared: &Shared) -> Response {
-    let tasks = shared.tracker.list_tasks();
-    Response::json(200, list_json(&tasks))
+    Response::json_pieces(200, TaskBody::list(shared.tracker.list_tasks()))
 }
 
-/// The list body, sized up front so a list of large results is built in one allocation.
-fn list_json(tasks: &[Arc<Task>]) -> Vec<u8> {
-    const PER_TASK: usize = 512;
-    let results: usize = tasks.iter().filter_map(|t| t.result.as_ref()).map(|r| r.as_str().len()).sum();
-    let mut out = Vec::with_capacity(16 + results + tasks.len() * PER_TASK);
-    out.extend_from_slice(b"{\"tasks\":[");
-    for (i, task) in tasks.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, &**task).expect("a task always serializes");
-    }
-    out.extend_from_slice(b"]}");
-    out
+/// A task's answer: its JSON, written from the shared task.
+fn task_answer(status: u16, task: Arc<Task>) -> Response {
+    Response::json_pieces(status, TaskBody::one(task, String::new()))
 }
 
 /// `GET`, `PATCH`, `DELETE /api/brand-monitor/tasks/{id}`
@@ -85,7 +71,7 @@ pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
             tracker.get_task(task_id).ok_or_else(|| Error::new(ErrorKind::TaskNotFound, "No task has this id."))
         }),
     };
-    answer.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
+    answer.map_or_else(|e| error_response(&e), |task| task_answer(200, task))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/complete`
@@ -93,7 +79,7 @@ pub fn complete(shared: &Shared, request: &Request, body: &[u8], task_id: &str) 
     let done = parse_body(request, body)
         .and_then(|body| parse_complete(&body))
         .and_then(|result| shared.tracker.complete_task_raw(task_id, result));
-    done.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
+    done.map_or_else(|e| error_response(&e), |task| task_answer(200, task))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/fail`
@@ -101,7 +87,7 @@ pub fn fail(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
     let done = parse_body(request, body)
         .and_then(|body| parse_fail(&body))
         .and_then(|e| shared.tracker.fail_task(task_id, &e));
-    done.map_or_else(|e| error_response(&e), |task| Response::json(200, task.to_json()))
+    done.map_or_else(|e| error_response(&e), |task| task_answer(200, task))
 }
 
 #[cfg(test)]
