@@ -49,6 +49,11 @@ pub trait Pieces: Send + Sync + std::fmt::Debug {
     /// Bytes in all pieces.
     fn len(&self) -> usize;
 
+    /// Whether there are no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Piece `index`: either appended to `out` (small pieces) or lent from data the server
     /// keeps anyway; `None` past the last.
     fn piece<'a>(&'a self, index: usize, out: &mut Vec<u8>) -> Option<Piece<'a>>;
