@@ -60,7 +60,7 @@ start_server() { # peer
     spids=$(echo "$server" $(pgrep -P "$server") | tr ' ' ',')
   else
     $pin_server "$bin" serve --listen 127.0.0.1:18401 --threads "$threads" --connect-rate-per-client 0 \
-      --max-streams-per-client 0 2>"$work/sse.log" &
+      --max-streams-per-client 0 --max-connections-per-client 0 2>"$work/sse.log" &
     server=$!
     pids=("$server")
     url=http://127.0.0.1:18401
