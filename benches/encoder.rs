@@ -11,8 +11,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sse_progress::sse::encoder::{Frame, encode_event};
-use sse_progress::task::{Task, TaskStatus};
+use sse_progress::internals::encoder::{Frame, encode_event};
+use sse_progress::{Task, TaskStatus};
 
 /// The JSON of a running task mid-analysis, as the tracker serializes it (about 300 bytes).
 fn task_json() -> String {

@@ -10,7 +10,7 @@
 use std::task::{Context, Poll, Waker};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sse_progress::sse::topic::Viewer;
+use sse_progress::internals::topic::Viewer;
 use sse_progress::{Config, ProgressTracker, TaskUpdate};
 
 const TASK: &str = "brand-analysis-7f3a9c2e41d04b8a";

@@ -11,8 +11,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sse_progress::http::request::{BodyKind, Method, parse};
-use sse_progress::http::router::{Route, route};
+use sse_progress::internals::request::{BodyKind, Method, parse};
+use sse_progress::internals::router::{Route, route};
 
 const STREAM_GET: &[u8] =
     b"GET /api/brand-monitor/progress/brand-analysis-7f3a9c2e41d04b8a?token=q9Zt4mWc1xLr7PbN HTTP/1.1\r\n\

@@ -16,7 +16,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sse_progress::timer_wheel::TimerWheel;
+use sse_progress::internals::timer_wheel::TimerWheel;
 
 /// The heartbeat interval in ticks: 30 s at the default 100 ms tick.
 const HEARTBEAT: u64 = 300;

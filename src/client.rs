@@ -64,7 +64,7 @@ pub struct Client {
 impl Client {
     /// Connects, with `timeout` for the connect and for each read.
     pub fn connect(url: &Url, token: Option<String>, timeout: Duration) -> io::Result<Client> {
-        let stream = crate::server::connect(url.addr, timeout)?;
+        let stream = connect(url.addr, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         Ok(Client { url: url.clone(), reader: BufReader::new(stream), token })
     }
@@ -237,6 +237,13 @@ impl<R: BufRead> EventReader<R> {
             }
         }
     }
+}
+
+/// Connects to a server: a plain std socket with `TCP_NODELAY`.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 #[cfg(test)]

@@ -71,7 +71,8 @@ impl OpenPerClient {
     }
 
     /// Client keys with an open connection now.
-    pub fn clients(&self) -> usize {
+    #[cfg(test)]
+    fn clients(&self) -> usize {
         self.lock().len()
     }
 }

@@ -59,12 +59,6 @@ pub struct Config {
 /// File descriptors kept free for the listener, logs, a store and the answers that refuse.
 const FD_RESERVE: u64 = 64;
 
-/// The default connection cap: the soft open-file limit less a reserve.
-pub fn default_max_connections() -> usize {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024);
-    limit.saturating_sub(FD_RESERVE).max(16) as usize
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -79,7 +73,7 @@ impl Default for Config {
             max_tasks: 100_000,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timer_tick: Duration::from_millis(100),
-            max_connections: default_max_connections(),
+            max_connections: Config::default_max_connections(),
             max_streams_per_client: 256,
             connect_rate_per_client: 50,
             trust_proxy: None,
@@ -93,11 +87,17 @@ impl Default for Config {
     }
 }
 
-/// Longest retention, drain or other duration setting accepted: ten years. Beyond it, arithmetic
-/// on instants could overflow.
-pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-
 impl Config {
+    /// Longest retention, drain or other duration setting accepted: ten years. Beyond it,
+    /// arithmetic on instants could overflow.
+    pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+    /// The default connection cap: the soft open-file limit less a reserve.
+    pub fn default_max_connections() -> usize {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024);
+        limit.saturating_sub(FD_RESERVE).max(16) as usize
+    }
+
     /// Checks settings that cannot work together or would protect nothing; `Server::bind` calls
     /// it. The message is a whole sentence for the operator.
     pub fn validate(&self) -> Result<(), String> {
@@ -119,7 +119,7 @@ impl Config {
             ("idle_timeout", self.idle_timeout),
             ("drain", self.drain),
         ];
-        if let Some((name, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
+        if let Some((name, _)) = durations.iter().find(|(_, d)| *d > Config::MAX_DURATION) {
             return Err(format!("The {name} setting is over ten years."));
         }
         if self.timer_tick.is_zero() {

@@ -212,11 +212,6 @@ impl StreamGuard {
             self.connections.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    /// This connection's health now.
-    pub fn health(&self) -> Health {
-        self.connections.health_of(&self.stats, self.connections.now_ms())
-    }
 }
 
 impl Drop for StreamGuard {

@@ -26,9 +26,9 @@ use crate::http::response::{Body, Piece, Pieces, Response};
 use crate::http::router::{Route, route};
 use crate::log::Ns;
 use crate::routes::{cors, health, index, progress, tasks};
-use crate::server::{OpenGuard, Shared};
 use crate::sse::stream::{self, End, Start};
 use crate::sse::topic::{self, HeldWakes};
+use crate::state::{OpenGuard, Shared};
 
 /// Serves one accepted connection until it closes (or until it becomes a stream, which moves to
 /// the fan-out executor with the connection).

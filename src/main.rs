@@ -1,5 +1,7 @@
-//! The `sse-progress` binary: hands its arguments to [`sse_progress::cli`].
+//! The `sse-progress` binary: the command line (`cli/`), built on the library's public API only.
+
+mod cli;
 
 fn main() {
-    std::process::exit(sse_progress::cli::main(std::env::args().skip(1).collect()));
+    std::process::exit(cli::main(std::env::args().skip(1).collect()));
 }

@@ -19,89 +19,28 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
 use smol::Executor;
 use smol::future::{self, FutureExt as _};
 
-use crate::clients::OpenPerClient;
-use crate::config::Config;
-use crate::connections::Connections;
+use crate::Config;
 use crate::debug;
-use crate::hosts::AllowedHosts;
 use crate::log::Ns;
-use crate::rate_limit::ConnectRate;
-use crate::shutdown::Shutdown;
-use crate::timer_wheel::Timers;
+use crate::state::{OpenGuard, Shared};
 use crate::tracker::ProgressTracker;
 
 /// Listen backlog (the kernel caps it at `net.core.somaxconn`, 4,096 by default).
 pub const BACKLOG: i32 = 4096;
 
-/// What every connection of a server shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// The tasks.
-    pub tracker: ProgressTracker,
-    /// The settings (a copy of the tracker's).
-    pub config: Config,
-    /// The one timer wheel.
-    pub timers: Timers,
-    /// The connection manager.
-    pub connections: Arc<Connections>,
-    /// Where streams run, apart from requests: see `Server::run_until`. Only a weak handle, set
-    /// while the server runs: tasks hold `Arc<Shared>`, so a strong one here would keep every
-    /// stream alive after the server returns.
-    fanout: Mutex<Weak<Executor<'static>>>,
-    /// When the server started.
-    pub started: Instant,
-    /// Set when the server starts draining.
-    pub shutdown: Shutdown,
-    /// New connections per client address.
-    pub connect_rate: ConnectRate,
-    /// Connections open now (streams and the rest).
-    pub open_connections: AtomicUsize,
-    /// Open connections per client, capped by `max_connections_per_client`.
-    pub open_per_client: OpenPerClient,
-    /// The `Host`s answered.
-    pub hosts: AllowedHosts,
-    /// Refused connections lingering now (see `refuse_full`).
-    refusing: AtomicUsize,
-}
-
-/// Counts a connection as open while it lives (it moves with the connection to the fan-out
-/// executor when the connection becomes a stream), and against its client's cap once charged.
-#[derive(Debug)]
-pub struct OpenGuard {
-    shared: Arc<Shared>,
-    client: Option<IpAddr>,
-}
-
-impl OpenGuard {
-    /// Counts this connection against `client`'s cap; false when the client is at its cap.
-    pub(crate) fn charge(&mut self, client: IpAddr) -> bool {
-        debug_assert!(self.client.is_none(), "charged once");
-        let charged = self.shared.open_per_client.acquire(client);
-        if charged {
-            self.client = Some(client);
-        }
-        charged
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
-        if let Some(client) = self.client {
-            self.shared.open_per_client.release(client);
-        }
-    }
-}
+/// Send buffer of every accepted socket, set once on the listener (`listen`); the kernel doubles
+/// it for its bookkeeping.
+pub const SEND_BUFFER: usize = 64 * 1024;
 
 /// A bound server, ready to run.
 #[derive(Debug)]
@@ -120,26 +59,9 @@ impl Server {
         let mut config = tracker.config().clone();
         config.validate().map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
         // Past the open-file limit, accepts fail instead of being answered 503.
-        config.max_connections = config.max_connections.min(crate::config::default_max_connections());
+        config.max_connections = config.max_connections.min(Config::default_max_connections());
         let listener = Async::new(listen(addr)?)?;
-        let shared = Shared {
-            open_per_client: OpenPerClient::new(config.max_connections_per_client),
-            hosts: AllowedHosts::new(&config.allowed_hosts, addr.ip()),
-            refusing: AtomicUsize::new(0),
-            timers: Timers::new(config.timer_tick),
-            connections: Arc::new(Connections::new(
-                config.unhealthy_after,
-                config.stale_after,
-                config.max_streams_per_client,
-            )),
-            fanout: Mutex::new(Weak::new()),
-            started: Instant::now(),
-            shutdown: Shutdown::default(),
-            connect_rate: ConnectRate::new(config.connect_rate_per_client),
-            open_connections: AtomicUsize::new(0),
-            config,
-            tracker,
-        };
+        let shared = Shared::new(tracker, config, addr);
         debug!(Ns::Server, "listening on {addr}");
         Ok(Server { listener, shared: Arc::new(shared) })
     }
@@ -165,7 +87,7 @@ impl Server {
         let executor = Arc::new(Executor::new());
         let fanout = Arc::new(Executor::new());
         let shared = Arc::clone(&self.shared);
-        *shared.fanout.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&fanout);
+        shared.set_fanout(&fanout);
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let helpers: Vec<_> = (1..shared.config.threads.max(1))
             .map(|i| {
@@ -315,19 +237,8 @@ async fn accept_loop(
             refuse_full(shared, executor, stream);
             continue;
         }
-        let open = OpenGuard { shared: Arc::clone(shared), client: None };
+        let open = OpenGuard::new(Arc::clone(shared));
         executor.spawn(guarded(peer, crate::dispatch::serve(Arc::clone(shared), stream, peer, open))).detach();
-    }
-}
-
-impl Shared {
-    /// Runs a stream on the stream executor; a stream started after the server stopped is
-    /// dropped, which closes its connection.
-    pub(crate) fn spawn_stream(&self, stream: impl Future<Output = ()> + Send + 'static) {
-        let fanout = self.fanout.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
-        if let Some(fanout) = fanout {
-            fanout.spawn(stream).detach();
-        }
     }
 }
 
@@ -356,57 +267,8 @@ fn refuse_full(shared: &Arc<Shared>, executor: &Executor<'static>, stream: Async
         body.len()
     );
     let conn = crate::http::conn::Conn::new(stream);
-    if let Some(lingering) = Lingering::take(shared) {
-        executor.spawn(async move { lingering.close(conn, answer.as_bytes()).await }).detach();
-    } else {
-        crate::http::conn::refuse_now(conn.stream().get_ref(), answer.as_bytes());
-    }
-}
-
-/// Most refused connections lingering at once (see [`Shared::refuse`]).
-const REFUSALS_LINGERING: usize = 32;
-
-/// How long a refused connection lingers.
-const REFUSAL_LINGER: Duration = Duration::from_secs(1);
-
-/// A place among the refused connections that may linger; given back when dropped.
-struct Lingering(Arc<Shared>);
-
-impl Lingering {
-    fn take(shared: &Arc<Shared>) -> Option<Lingering> {
-        if shared.refusing.fetch_add(1, Ordering::Relaxed) >= REFUSALS_LINGERING {
-            shared.refusing.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(Lingering(Arc::clone(shared)))
-    }
-
-    /// Writes `answer` and closes gracefully (see `Conn::linger_close`), for a short while.
-    async fn close(self, conn: crate::http::conn::Conn, answer: &[u8]) {
-        crate::http::conn::refuse_now(conn.stream().get_ref(), answer);
-        conn.linger_close(&self.0.timers, Instant::now() + REFUSAL_LINGER).await;
-    }
-}
-
-impl Drop for Lingering {
-    fn drop(&mut self) {
-        self.0.refusing.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Shared {
-    /// Answers a connection refused before its first request (limits, rate) and closes it.
-    ///
-    /// A refused client may come back at once and be refused again, so refusals must not hold
-    /// sockets without bound: up to [`REFUSALS_LINGERING`] of them linger for a second (so the
-    /// answer is not reset away by a request still arriving); past that, the answer is written
-    /// after draining what has arrived and the socket is closed at once.
-    pub(crate) async fn refuse(self: &Arc<Self>, conn: crate::http::conn::Conn, answer: &[u8]) {
-        match Lingering::take(self) {
-            Some(lingering) => lingering.close(conn, answer).await,
-            None => crate::http::conn::refuse_now(conn.stream().get_ref(), answer),
-        }
-    }
+    let shared = Arc::clone(shared);
+    executor.spawn(async move { shared.refuse(conn, answer.as_bytes()).await }).detach();
 }
 
 /// Removes finished tasks past their retention, once a second.
@@ -436,7 +298,7 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     // A fixed send buffer turns off the kernel's autotuning: a client that never reads then costs
     // at most this much kernel memory, and its writes block soon enough to be noticed as stuck
     // instead of vanishing into a buffer that grows to megabytes.
-    sockopt::set_socket_send_buffer_size(&fd, crate::sse::stream::STREAM_SEND_BUFFER)?;
+    sockopt::set_socket_send_buffer_size(&fd, SEND_BUFFER)?;
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, BACKLOG)?;
     Ok(TcpListener::from(fd))
@@ -455,18 +317,10 @@ async fn accept(listener: &Async<TcpListener>) -> io::Result<(Async<TcpStream>, 
     Ok((Async::new_nonblocking(TcpStream::from(fd))?, peer))
 }
 
-/// Connects to a server (for clients in this crate): a plain std socket with `TCP_NODELAY`.
-pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
 #[cfg(test)]
 mod tests {
-    /// An idle stream's memory is mostly its connection future: keep it in sight. These sizes are
-    /// deterministic for one compiler; the bounds catch a change that inlines a large wait again.
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn a_panicking_task_ends_alone() {
@@ -512,13 +366,15 @@ mod tests {
             assert!(rustix::net::sockopt::tcp_nodelay(fd).unwrap(), "TCP_NODELAY is not inherited");
             // The kernel doubles the value set, for its bookkeeping.
             let sndbuf = rustix::net::sockopt::socket_send_buffer_size(fd).unwrap();
-            assert_eq!(sndbuf, 2 * crate::sse::stream::STREAM_SEND_BUFFER, "SO_SNDBUF is not inherited");
+            assert_eq!(sndbuf, 2 * SEND_BUFFER, "SO_SNDBUF is not inherited");
             let mut byte = [0u8; 1];
             let read = std::io::Read::read(&mut &*fd, &mut byte);
             assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock, "the socket blocks");
         });
     }
 
+    /// An idle stream's memory is mostly its connection future: keep it in sight. These sizes are
+    /// deterministic for one compiler; the bounds catch a change that inlines a large wait again.
     #[test]
     fn connection_futures_stay_small() {
         smol::block_on(async {
@@ -527,8 +383,8 @@ mod tests {
             let shared = &server.shared;
             let addr = server.local_addr().unwrap();
             let socket = || async_io::Async::new(std::net::TcpStream::connect(addr).unwrap()).unwrap();
-            let open = super::OpenGuard { shared: Arc::clone(shared), client: None };
             shared.open_connections.fetch_add(1, Ordering::Relaxed);
+            let open = OpenGuard::new(Arc::clone(shared));
             let serve = crate::dispatch::serve(shared.clone(), socket(), addr, open);
             let serve_size = std::mem::size_of_val(&serve);
             drop(serve);
@@ -548,8 +404,8 @@ mod tests {
             let guard = shared.connections.open(addr.ip()).unwrap();
             let mut conn = crate::http::conn::Conn::new(socket());
             let stream_size = std::mem::size_of_val(&crate::sse::stream::run(shared, &mut conn, start(), &guard));
-            let open = super::OpenGuard { shared: Arc::clone(shared), client: None };
             shared.open_connections.fetch_add(1, Ordering::Relaxed);
+            let open = OpenGuard::new(Arc::clone(shared));
             let task = crate::dispatch::stream_task(Arc::clone(shared), conn, start(), guard, addr, open);
             let task_size = std::mem::size_of_val(&task);
             eprintln!("request loop {serve_size} B, stream loop {stream_size} B, stream task {task_size} B");

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use serde_json::Value;
 use sse_progress::Config;
 use sse_progress::client::{self, Reply};
-use sse_progress::http::chunked::Error;
+use sse_progress::internals::chunked::Error;
 use support::*;
 
 /// A server without the per-client connect rate (every case opens a connection).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sse_progress::Config;
 use sse_progress::client::Reply;
-use sse_progress::tracker::now_ms;
+use sse_progress::internals::now_ms;
 use support::*;
 
 /// A test server without the per-client connection rate limit: these tests open one connection

@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use sse_progress::task::{
+use sse_progress::internals::task::{
     Body, MAX_ERROR, MAX_MESSAGE, MAX_STAGE, NewTask, parse_complete, parse_fail, sanitize_error,
 };
 use sse_progress::{Config, ErrorKind, ProgressTracker, TaskStatus, TaskUpdate};

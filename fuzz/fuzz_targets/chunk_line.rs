@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sse_progress::http::chunked::{self, Error, MAX_LINE, MAX_TRAILERS, Status};
+use sse_progress::internals::chunked::{self, Error, MAX_LINE, MAX_TRAILERS, Status};
 
 /// A verdict both readings are brought to.
 #[derive(Debug, PartialEq, Eq)]

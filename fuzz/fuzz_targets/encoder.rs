@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sse_progress::sse::encoder::{Frame, FrameKind, encode_comment, encode_event};
+use sse_progress::internals::encoder::{Frame, FrameKind, encode_comment, encode_event};
 
 /// The input, split so seeds stay readable: a flags byte (1: `event` given, 2: `id` given,
 /// 4: terminal frame), then `event`, `id`, `data` and a free text separated by 0xFF (a byte

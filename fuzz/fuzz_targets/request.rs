@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sse_progress::http::request::{BodyKind, MAX_HEAD, parse};
-use sse_progress::http::router::{Route, route};
+use sse_progress::internals::request::{BodyKind, MAX_HEAD, parse};
+use sse_progress::internals::router::{Route, route};
 
 /// `pct-encoded = "%" HEXDIG HEXDIG` (RFC 3986 2.1), and `+` as a space (HTML forms);
 /// `None` for a malformed escape or a result that is not UTF-8.

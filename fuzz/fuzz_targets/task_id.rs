@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use sse_progress::task::validate_task_id;
+use sse_progress::internals::validate_task_id;
 use sse_progress::{Config, ErrorKind, ProgressTracker};
 
 static TRACKER: LazyLock<ProgressTracker> = LazyLock::new(|| ProgressTracker::new(Config::default()));

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::connections::HealthCounts;
 use crate::http::response::{Body, Response};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::tracker::TaskCounts;
 
 /// One reading of every figure, taken once so both routes agree.

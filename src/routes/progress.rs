@@ -10,8 +10,8 @@ use crate::connections::StreamGuard;
 use crate::error::{Error, ErrorKind};
 use crate::http::request::Request;
 use crate::http::response::Response;
-use crate::server::Shared;
 use crate::sse::stream::Start;
+use crate::state::Shared;
 use crate::task::validate_task_id;
 
 /// Checks the id, the subscribe token and that the task exists; the error answer if one fails.

@@ -13,7 +13,7 @@ use super::task_body::TaskBody;
 use crate::error::{Error, ErrorKind};
 use crate::http::request::{Method, Request};
 use crate::http::response::Response;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::task::{Body, NewTask, Task, TaskUpdate, parse_complete, parse_fail};
 
 /// Checks the media type and reads the body (an empty body is `{}`).

@@ -34,7 +34,7 @@ use crate::connections::StreamGuard;
 use crate::debug;
 use crate::http::conn::{Conn, write_now};
 use crate::log::Ns;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::tracker::now_ms;
 
 /// How a stream ended.
@@ -203,10 +203,6 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
         }
     }
 }
-
-/// Send buffer of every accepted socket, set once on the listener (`server::listen`); the kernel
-/// doubles it for its bookkeeping.
-pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
 
 /// Most frames gathered into one write: a viewer that is behind catches up with one syscall.
 const BATCH: usize = 64;
@@ -551,7 +547,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         sockopt::set_socket_recv_buffer_size(&client, 16 * 1024).unwrap();
         let (server, _) = listener.accept().unwrap();
-        sockopt::set_socket_send_buffer_size(&server, STREAM_SEND_BUFFER).unwrap();
+        sockopt::set_socket_send_buffer_size(&server, crate::server::SEND_BUFFER).unwrap();
         (Async::new(server).unwrap(), client)
     }
 

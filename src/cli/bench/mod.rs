@@ -15,7 +15,7 @@ mod producers;
 mod stats;
 mod viewers;
 
-pub use head_flood::{Flood, FloodReport};
+pub use head_flood::Flood;
 pub use stats::{cpu_seconds, percentile, rss_kib};
 
 use std::net::IpAddr;
@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Flag, parse_flags};
-use crate::client::{Client, Url};
+use crate::cli::flags::{Flag, parse_flags};
+use sse_progress::client::{Client, Url};
 
 /// `bench --help`.
 pub const HELP: &str = "\
@@ -360,7 +360,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     } else {
         let request = |index: usize| {
             let (method, path, body) = update(plan, index, viewers::now_micros());
-            crate::client::request_bytes(&plan.url, plan.token.as_deref(), method, &path, Some(&body))
+            sse_progress::client::request_bytes(&plan.url, plan.token.as_deref(), method, &path, Some(&body))
         };
         producers::run(plan.url.addr, plan.producers, plan.updates, request, Duration::from_secs(120))?
     };

@@ -20,7 +20,7 @@ use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::percentile;
-use crate::client::{Client, Url};
+use sse_progress::client::{Client, Url};
 
 /// Connections that flood.
 const FLOOD_CONNECTIONS: usize = 2;
@@ -193,7 +193,8 @@ fn prepare(producer: &mut Client, flood: &Flood, large: &str) -> Result<Option<S
 /// One flood connection until `shared.stop`: a batch of HEADs, their answers, again. Sends on
 /// `ready` once the first batch is answered.
 fn flood_connection(flood: &Flood, batch: &[u8], shared: &Shared, ready: mpsc::Sender<()>) -> Result<(), String> {
-    let stream = crate::server::connect(flood.url.addr, ANSWER_TIMEOUT).map_err(|e| format!("flood connect: {e}"))?;
+    let stream =
+        sse_progress::client::connect(flood.url.addr, ANSWER_TIMEOUT).map_err(|e| format!("flood connect: {e}"))?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(|e| e.to_string())?;
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let (answered, batches) = mpsc::channel();

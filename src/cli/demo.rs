@@ -10,8 +10,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cli::{DEMO_FLAGS, SERVE_FLAGS, parse_flags, serve_settings};
-use crate::{ProgressTracker, Server, TaskUpdate};
+use sse_progress::{ProgressTracker, Server, TaskUpdate};
+
+use super::flags::{Flag, parse_flags};
+use super::serve::{SERVE_FLAGS, serve_settings, termination_signal};
+
+/// Flags of `demo` beyond those of `serve`.
+pub const DEMO_FLAGS: &[Flag] = &[
+    Flag::new("concurrent", Some("N"), "simulated tasks running at once [default: 3]")
+        .or_env("SSE_PROGRESS_CONCURRENT"),
+    Flag::new("exit-after-secs", Some("N"), "stop the demo after N seconds [default: run until interrupted]")
+        .or_env("SSE_PROGRESS_EXIT_AFTER_SECS"),
+];
 
 /// The stages of a simulated analysis, with the share of the work each takes.
 const STAGES: &[(&str, f64, &str)] = &[
@@ -58,7 +68,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .name("demo-simulator".into())
             .spawn(move || simulator.run(deadline))
             .map_err(|e| e.to_string())?;
-        let signal = crate::cli::termination_signal()?;
+        let signal = termination_signal()?;
         let stop = async move {
             match deadline {
                 Some(at) => {

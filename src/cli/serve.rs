@@ -1,49 +1,13 @@
-//! The `sse-progress` command line: `serve`, `demo`, `publish`, `watch`, `bench`.
-//!
-//! Flags are parsed by hand from one table per command, so `--help` and the parsing come from the
-//! same place and cannot drift apart. Only the server's flags (`serve`, `demo`) are also read from
-//! environment variables, and each names its variable in full in its table entry: a variable
-//! derived from any flag's name would let one exported for one command reach another (a publish
-//! token exported for `publish` went out in `watch`'s stream URL, where proxies log it).
+//! `sse-progress serve`: the server's settings from flags and `SSE_PROGRESS_*` variables, and
+//! the process's signal handling.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::IntErrorKind;
 use std::time::Duration;
 
-use crate::config::{Config, MAX_DURATION, default_max_connections};
+use sse_progress::Config;
 
-/// A flag of a command: `--name VALUE` (or a switch).
-#[derive(Debug)]
-pub struct Flag {
-    /// The name after `--`.
-    pub name: &'static str,
-    /// The value's placeholder; `None` for a switch.
-    pub value: Option<&'static str>,
-    /// What it does, for `--help`.
-    pub help: &'static str,
-    /// May be given more than once; the values are joined with `,`.
-    pub repeatable: bool,
-    /// The environment variable read when the flag is not given; `None`: the command line only.
-    pub env: Option<&'static str>,
-}
-
-impl Flag {
-    /// A flag read from the command line only.
-    pub const fn new(name: &'static str, value: Option<&'static str>, help: &'static str) -> Flag {
-        Flag { name, value, help, repeatable: false, env: None }
-    }
-
-    /// The same flag, also read from the environment variable `var` when it is not given.
-    pub const fn or_env(self, var: &'static str) -> Flag {
-        Flag { env: Some(var), ..self }
-    }
-
-    /// The same flag, allowed more than once.
-    pub const fn repeatable(self) -> Flag {
-        Flag { repeatable: true, ..self }
-    }
-}
+use super::flags::{Flag, Flags, parse_flags};
 
 /// Flags of `serve` (and `demo`).
 pub const SERVE_FLAGS: &[Flag] = &[
@@ -116,72 +80,6 @@ pub const SERVE_FLAGS: &[Flag] = &[
         .or_env("SSE_PROGRESS_DRAIN_SECS"),
 ];
 
-/// Flags of `demo` beyond those of `serve`.
-pub const DEMO_FLAGS: &[Flag] = &[
-    Flag::new("concurrent", Some("N"), "simulated tasks running at once [default: 3]")
-        .or_env("SSE_PROGRESS_CONCURRENT"),
-    Flag::new("exit-after-secs", Some("N"), "stop the demo after N seconds [default: run until interrupted]")
-        .or_env("SSE_PROGRESS_EXIT_AFTER_SECS"),
-];
-
-/// Parsed flags: name to value (`""` for a switch).
-pub type Flags = HashMap<&'static str, String>;
-
-/// Parses `--name value`, `--name=value` and switches against `specs`; other words are returned
-/// in order as positionals. An unset flag with an `env` variable falls back to that variable; a
-/// switch's variable turns it on when it is `1`, `true` or `yes`.
-pub fn parse_flags(args: &[String], specs: &[&[Flag]]) -> Result<(Flags, Vec<String>), String> {
-    let all = || specs.iter().flat_map(|s| s.iter());
-    let mut flags = Flags::new();
-    let mut positional = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        let Some(body) = arg.strip_prefix("--") else {
-            positional.push(arg.clone());
-            continue;
-        };
-        let (name, inline) = body.split_once('=').map_or((body, None), |(n, v)| (n, Some(v.to_owned())));
-        let spec = all().find(|f| f.name == name).ok_or_else(|| format!("unknown flag --{name} (see --help)"))?;
-        let value = match (spec.value, inline) {
-            (None, None) => String::new(),
-            (None, Some(_)) => return Err(format!("--{name} takes no value")),
-            (Some(_), Some(v)) => v,
-            (Some(placeholder), None) => {
-                i += 1;
-                args.get(i - 1).cloned().ok_or_else(|| format!("--{name} needs a value {placeholder}"))?
-            }
-        };
-        match flags.get_mut(spec.name) {
-            Some(old) if spec.repeatable => {
-                old.push(',');
-                old.push_str(&value);
-            }
-            _ => {
-                flags.insert(spec.name, value);
-            }
-        }
-    }
-    for spec in all() {
-        let Some(var) = spec.env else { continue };
-        if !flags.contains_key(spec.name)
-            && let Ok(value) = std::env::var(var)
-        {
-            match spec.value {
-                Some(_) => {
-                    flags.insert(spec.name, value);
-                }
-                None if matches!(value.as_str(), "1" | "true" | "yes") => {
-                    flags.insert(spec.name, String::new());
-                }
-                None => {}
-            }
-        }
-    }
-    Ok((flags, positional))
-}
-
 /// The whole number given for `--name`, if given: at most `max`, which the message names as
 /// `bound`.
 fn number(flags: &Flags, name: &str, max: u64, bound: &str) -> Result<Option<u64>, String> {
@@ -207,10 +105,10 @@ fn limit(flags: &Flags, name: &str) -> Result<Option<u32>, String> {
     Ok(number(flags, name, u32::MAX.into(), &u32::MAX.to_string())?.map(|n| n as u32))
 }
 
-/// Seconds, bounded by [`MAX_DURATION`]: deadlines are instants plus these, and beyond it they
+/// Seconds, bounded by [`Config::MAX_DURATION`]: deadlines are instants plus these, and beyond it they
 /// could overflow.
 fn seconds(flags: &Flags, name: &str) -> Result<Option<Duration>, String> {
-    let max = MAX_DURATION.as_secs();
+    let max = Config::MAX_DURATION.as_secs();
     Ok(number(flags, name, max, &format!("{max} (ten years)"))?.map(Duration::from_secs))
 }
 
@@ -267,7 +165,7 @@ pub fn serve_settings(flags: &Flags) -> Result<(SocketAddr, Config), String> {
     // server open to anyone while the operator believes it has a token.
     config.publish_token = flags.get("publish-token").cloned();
     if let Some(n) = count(flags, "max-connections")? {
-        let most = default_max_connections();
+        let most = Config::default_max_connections();
         if n > most {
             eprintln!(
                 "sse-progress: --max-connections {n} is more than the open-file limit allows; using {most} \
@@ -312,95 +210,17 @@ pub fn serve_settings(flags: &Flags) -> Result<(SocketAddr, Config), String> {
     Ok((addr, config))
 }
 
-fn usage_of(command: &str, synopsis: &str, specs: &[&[Flag]]) -> String {
-    let mut out = format!(
-        "Usage: sse-progress {command} {synopsis}\n\nOptions (each also from the environment variable shown; \
-         a switch's variable\nturns it on with 1, true or yes):\n"
-    );
-    for spec in specs.iter().flat_map(|s| s.iter()) {
-        let left = match spec.value {
-            Some(v) => format!("--{} {v}", spec.name),
-            None => format!("--{}", spec.name),
-        };
-        out.push_str(&format!("  {left:<32} {}\n", spec.help));
-        if let Some(var) = spec.env {
-            out.push_str(&format!("  {:<32} [env: {var}]\n", ""));
-        }
-    }
-    out.push_str("\nDEBUG=sse:* (or sse:http,sse:conn,sse:tracker,sse:server) logs to stderr.\n");
-    out
-}
-
-const TOP_HELP: &str = "\
-sse-progress: live progress of long-running tasks over Server-Sent Events.
-
-Usage: sse-progress <command> [options]
-
-Commands:
-  serve     run the server (see `sse-progress serve --help`)
-  demo      run the server with simulated brand-analysis tasks, and print where to watch them
-  publish   create, update, complete, fail, get, list or delete tasks from a shell
-  watch     follow one task in the terminal with a progress bar, reconnecting like the browser hook
-  bench     load: open many streams, publish, report memory per stream and delivery latency
-  help      this text
-
-Stream a task:   curl -N http://127.0.0.1:8080/api/brand-monitor/progress/TASK_ID
-";
-
-/// Runs the command line; returns the process exit code.
-pub fn main(args: Vec<String>) -> i32 {
-    let Some(command) = args.first().map(String::as_str) else {
-        eprint!("{TOP_HELP}");
-        return 2;
-    };
-    let rest = &args[1..];
-    let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
-    let result = match command {
-        "help" | "--help" | "-h" => {
-            print!("{TOP_HELP}");
-            Ok(())
-        }
-        "serve" if wants_help => {
-            print!("{}", usage_of("serve", "[options]", &[SERVE_FLAGS]));
-            Ok(())
-        }
-        "demo" if wants_help => {
-            print!("{}", usage_of("demo", "[options]", &[SERVE_FLAGS, DEMO_FLAGS]));
-            Ok(())
-        }
-        "publish" if wants_help => {
-            print!("{}", crate::cli_publish::HELP);
-            Ok(())
-        }
-        "watch" if wants_help => {
-            print!("{}", crate::cli_watch::HELP);
-            Ok(())
-        }
-        "serve" => serve(rest),
-        "demo" => crate::demo::run(rest),
-        "publish" => return crate::cli_publish::run(rest),
-        "watch" => return crate::cli_watch::run(rest),
-        "bench" => return crate::bench::main(rest),
-        other => Err(format!("unknown command {other:?}\n\n{TOP_HELP}")),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("sse-progress: {message}");
-            2
-        }
-    }
-}
-
-fn serve(args: &[String]) -> Result<(), String> {
+/// Runs the server until SIGTERM or SIGINT, then drains.
+pub fn run(args: &[String]) -> Result<(), String> {
     let (flags, positional) = parse_flags(args, &[SERVE_FLAGS])?;
     if let Some(extra) = positional.first() {
         return Err(format!("unexpected argument {extra:?}"));
     }
     let (addr, config) = serve_settings(&flags)?;
-    let tracker = crate::ProgressTracker::new(config);
+    let tracker = sse_progress::ProgressTracker::new(config);
     smol::block_on(async {
-        let server = crate::Server::bind(addr, tracker).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let server =
+            sse_progress::Server::bind(addr, tracker).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!("sse-progress listening on http://{}", server.local_addr().map_err(|e| e.to_string())?);
         server.run_until(termination_signal()?).await.map_err(|e| e.to_string())?;
         eprintln!("sse-progress stopped");
@@ -489,7 +309,7 @@ mod tests {
     #[test]
     fn every_server_flag_names_its_own_variable() {
         let mut seen = std::collections::HashSet::new();
-        for spec in SERVE_FLAGS.iter().chain(DEMO_FLAGS) {
+        for spec in SERVE_FLAGS.iter().chain(super::super::demo::DEMO_FLAGS) {
             let var = spec.env.unwrap_or_else(|| panic!("--{} has no variable", spec.name));
             assert!(var.starts_with("SSE_PROGRESS_") && seen.insert(var), "{var}");
         }
@@ -517,8 +337,8 @@ mod tests {
 
     #[test]
     fn numbers_are_bounded_where_they_are_given() {
-        let ten_years = MAX_DURATION.as_secs().to_string();
-        assert_eq!(settings(&["--retention-secs", &ten_years]).unwrap().retention, MAX_DURATION);
+        let ten_years = Config::MAX_DURATION.as_secs().to_string();
+        assert_eq!(settings(&["--retention-secs", &ten_years]).unwrap().retention, Config::MAX_DURATION);
         for flag in ["--retention-secs", "--drain-secs", "--heartbeat-secs"] {
             for huge in ["99999999999999999", "99999999999999999999999"] {
                 let error = settings(&[flag, huge]).unwrap_err();
@@ -526,7 +346,7 @@ mod tests {
             }
         }
         assert!(settings(&["--max-streams-per-client", "4294967296"]).unwrap_err().contains("at most 4294967295"));
-        let most = default_max_connections();
+        let most = Config::default_max_connections();
         assert_eq!(settings(&["--max-connections", &(most + 1).to_string()]).unwrap().max_connections, most);
         assert_eq!(settings(&["--max-connections", "0"]).unwrap().max_connections, 1);
     }

@@ -4,7 +4,9 @@
 use std::io::{BufReader, IsTerminal, Write};
 use std::time::Duration;
 
-use crate::client::{EventReader, Url, read_head};
+use sse_progress::client::{EventReader, Url, read_head};
+
+use super::flags::{Flag, parse_flags};
 
 /// `watch --help`.
 pub const HELP: &str = "\
@@ -21,8 +23,8 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Runs `watch`; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
     // Command-line only: a publish token exported for `publish` must never go out in a URL.
-    let flags = &[crate::cli::Flag::new("token", Some("TOKEN"), "subscribe token")];
-    let (flags, positional) = match crate::cli::parse_flags(args, &[flags]) {
+    let flags = &[Flag::new("token", Some("TOKEN"), "subscribe token")];
+    let (flags, positional) = match parse_flags(args, &[flags]) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("sse-progress watch: {e}");
@@ -63,7 +65,7 @@ pub fn run(args: &[String]) -> i32 {
 
 /// Follows one connection; `Ok(Some(code))` when the task ended.
 fn follow(url: &Url, task_id: &str, token: &str, last_id: &mut Option<String>) -> Result<Option<i32>, String> {
-    let mut stream = crate::server::connect(url.addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let mut stream = sse_progress::client::connect(url.addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     // Heartbeats come every 30 s by default: 75 s of silence means the connection is gone.
     stream.set_read_timeout(Some(Duration::from_secs(75))).map_err(|e| e.to_string())?;
     let mut head = format!(

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::cli::{Flag, parse_flags};
-use crate::client::{Client, Url};
+use sse_progress::client::{Client, Url};
+
+use super::flags::{Flag, parse_flags};
 
 /// `publish --help`.
 pub const HELP: &str = "\
