@@ -1,4 +1,5 @@
-//! `DEBUG=sse:*` logging to stderr, as the original module had it.
+//! `DEBUG=sse:*` logging to stderr: the convention of the `debug` package that the TypeScript
+//! system this server replaces used, so operators keep the switch they know.
 //!
 //! Namespaces are a bit set read once from the environment; a disabled namespace costs one
 //! relaxed load, so log lines can stay on hot paths.

@@ -126,11 +126,10 @@ impl Server {
         let open = shared.open_connections.load(Ordering::Relaxed);
         debug!(Ns::Server, "draining {open} connections");
         let deadline = Instant::now().checked_add(shared.config.drain).unwrap_or_else(far_future);
-        let drained = async {
-            while shared.open_connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-                async_io::Timer::after(Duration::from_millis(10)).await;
-            }
-        };
+        // The last connection's guard wakes this; the deadline ends the wait otherwise.
+        let drained = future::or(shared.drained(), async {
+            async_io::Timer::at(deadline).await;
+        });
         drive(&executor, &fanout, drained).await;
         debug!(Ns::Server, "stopped with {} connections open", shared.open_connections.load(Ordering::Relaxed));
         drop(stop);

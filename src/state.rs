@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use smol::Executor;
@@ -48,8 +49,10 @@ pub(crate) struct Shared {
     pub open_per_client: OpenPerClient,
     /// The `Host`s answered.
     pub hosts: AllowedHosts,
-    /// Refused connections lingering now (see `refuse_full`).
+    /// Refused connections lingering now (see `Shared::refuse`).
     refusing: AtomicUsize,
+    /// Who waits for the last connection to close (the drain of `Server::run_until`).
+    drain_waiter: Mutex<Option<Waker>>,
 }
 
 /// Counts a connection as open while it lives (it moves with the connection to the fan-out
@@ -74,9 +77,14 @@ impl OpenGuard {
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         if let Some(client) = self.client {
             self.shared.open_per_client.release(client);
+        }
+        if self.shared.open_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiter = self.shared.drain_waiter.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(waker) = waiter {
+                waker.wake();
+            }
         }
     }
 }
@@ -99,9 +107,23 @@ impl Shared {
             shutdown: Shutdown::default(),
             connect_rate: ConnectRate::new(config.connect_rate_per_client),
             open_connections: AtomicUsize::new(0),
+            drain_waiter: Mutex::new(None),
             config,
             tracker,
         }
+    }
+
+    /// Completes when no connection is open (woken by the last one's guard).
+    pub(crate) async fn drained(&self) {
+        std::future::poll_fn(|cx| {
+            if self.open_connections.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            *self.drain_waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            // Checked again after registering: a last close in between must not be missed.
+            if self.open_connections.load(Ordering::Acquire) == 0 { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await;
     }
 
     /// Makes `fanout` the executor of new streams (weakly: see the field).

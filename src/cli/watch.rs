@@ -1,5 +1,6 @@
-//! `sse-progress watch URL TASK_ID`: one task in the terminal, reconnecting as the browser hook
-//! does (up to 3 attempts, 2 s doubling each time, resuming with `Last-Event-ID`).
+//! `sse-progress watch URL TASK_ID`: one task in the terminal, reconnecting with the defaults the
+//! original system's React hook documented (up to 3 attempts, 2 s doubling each time), resuming
+//! with `Last-Event-ID`.
 
 use std::io::{BufReader, IsTerminal, Write};
 use std::time::Duration;

@@ -14,7 +14,8 @@ use std::fmt::Write as _;
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// Extra headers (Content-Length, Date-less by design, and Connection are added on write).
+    /// Extra headers. `Content-Length` and `Connection` are added on write; no `Date` is sent
+    /// (RFC 9110 lets a server without a clock omit it, and no client here needs it).
     pub headers: Vec<(&'static str, String)>,
     /// The body; for HEAD it is measured but not sent.
     pub body: Body,
