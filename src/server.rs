@@ -50,7 +50,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` (with a backlog of [`BACKLOG`]) to serve `tracker`'s tasks.
+    /// Binds `addr` (with a listen backlog of 4,096) to serve `tracker`'s tasks.
     pub async fn bind(addr: impl ToSocketAddrs, tracker: ProgressTracker) -> io::Result<Server> {
         let addr = addr
             .to_socket_addrs()?

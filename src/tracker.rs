@@ -277,7 +277,7 @@ impl ProgressTracker {
         })
     }
 
-    /// Tasks, newest first, at most [`MAX_LIST`].
+    /// Tasks, newest first, at most 1,000.
     pub fn list_tasks(&self) -> Vec<Arc<Task>> {
         // Ids are unique, so this is a total order and an unstable sort is exact.
         let newest_first =
