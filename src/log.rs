@@ -65,9 +65,8 @@ pub fn enabled(ns: Ns) -> bool {
     bits & ns as u8 != 0
 }
 
-/// Writes one line to stderr when the namespace is on: `sse:http GET /path 200`.
-#[macro_export]
-#[doc(hidden)]
+/// Writes one line to stderr when the namespace is on: `sse:http GET /path 200`. Crate-local:
+/// logging is not part of the library's API.
 macro_rules! debug {
     ($ns:expr, $($arg:tt)*) => {
         if $crate::log::enabled($ns) {
@@ -75,6 +74,7 @@ macro_rules! debug {
         }
     };
 }
+pub(crate) use debug;
 
 #[cfg(test)]
 mod tests {

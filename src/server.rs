@@ -30,8 +30,8 @@ use smol::Executor;
 use smol::future::{self, FutureExt as _};
 
 use crate::Config;
-use crate::debug;
 use crate::log::Ns;
+use crate::log::debug;
 use crate::state::{OpenGuard, Shared};
 use crate::tracker::ProgressTracker;
 

@@ -17,9 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::log::Ns;
+use crate::log::debug;
 use crate::sse::encoder::Frame;
 use crate::sse::topic::Topic;
 use crate::store::{MemoryStore, TaskStore};

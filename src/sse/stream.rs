@@ -31,9 +31,9 @@ use smol::future;
 use super::encoder::{self, Frame};
 use super::topic::Viewer;
 use crate::connections::StreamGuard;
-use crate::debug;
 use crate::http::conn::{Conn, write_now};
 use crate::log::Ns;
+use crate::log::debug;
 use crate::state::Shared;
 use crate::tracker::now_ms;
 
