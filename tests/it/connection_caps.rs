@@ -1,28 +1,21 @@
 //! Per-client limits on connections (API.md, protection settings): one address cannot fill the
 //! server with idle keep-alive sockets (`--max-connections-per-client`), and behind a trusted
 //! proxy every request charges the forwarded client, not the proxy's connection once.
-mod support;
 
-use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use sse_progress::Config;
-use sse_progress::client::{self, Reply};
-use support::*;
 
-/// Sends one keep-alive request on `stream` and reads its answer.
-fn ask(stream: &TcpStream, head: &str) -> Reply {
-    (&*stream).write_all(head.as_bytes()).unwrap();
-    client::read_reply(&mut BufReader::new(stream), false).expect("an answer")
-}
+use crate::support::*;
 
-const HEALTH: &str = "GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+/// A keep-alive health request.
+const HEALTH_REQUEST: &str = "GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 /// A kept-alive connection that has been answered once (so the server has counted it).
 fn held(addr: SocketAddr) -> TcpStream {
     let stream = connect(addr);
-    assert_eq!(ask(&stream, HEALTH).status, 200);
+    assert_eq!(ask(&stream, HEALTH_REQUEST).status, 200);
     stream
 }
 
@@ -36,14 +29,15 @@ fn idle_keep_alive_connections_are_capped_per_client() {
         ..Config::default()
     });
     let mut open: Vec<TcpStream> = (0..3).map(|_| held(server.addr)).collect();
-    let refused = raw_exchange(server.addr, HEALTH.as_bytes());
+    let refused = raw_exchange(server.addr, HEALTH_REQUEST.as_bytes());
     assert!(refused.starts_with("HTTP/1.1 429 "), "{refused}");
     assert!(refused.contains("too_many_connections") && refused.contains("Retry-After: "), "{refused}");
     drop(open.pop());
     // The server notices the close on its own time: wait for the slot, with a deadline.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let answer = raw_exchange(server.addr, HEALTH.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n").as_bytes());
+        let answer =
+            raw_exchange(server.addr, HEALTH_REQUEST.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n").as_bytes());
         if answer.starts_with("HTTP/1.1 200 ") {
             break;
         }
@@ -78,21 +72,10 @@ fn behind_a_trusted_proxy_every_request_charges_the_forwarded_client() {
     assert_eq!(ask(&other, &from("10.0.0.2")).status, 200);
 }
 
-/// A connection from another loopback address (127.0.0.2), so it is not counted with the others.
-fn connect_from_elsewhere(addr: SocketAddr) -> TcpStream {
-    // std cannot bind a socket before connecting it; rustix can.
-    let fd = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::STREAM, None).unwrap();
-    rustix::net::bind(&fd, &"127.0.0.2:0".parse::<SocketAddr>().unwrap()).unwrap();
-    rustix::net::connect(&fd, &addr).unwrap();
-    let stream = TcpStream::from(fd);
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-    stream
-}
-
-/// The server's `sse_progress_open_connections`, asked from 127.0.0.2.
+/// The server's `sse_progress_open_connections`, asked from 127.0.0.2 so that the request is not
+/// counted with the others.
 fn open_connections(addr: SocketAddr) -> f64 {
-    let stream = connect_from_elsewhere(addr);
+    let stream = connect_from("127.0.0.2".parse().unwrap(), addr);
     let reply = ask(&stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let text = reply.text();
     let line = text.lines().find(|l| l.starts_with("sse_progress_open_connections ")).expect("the gauge");

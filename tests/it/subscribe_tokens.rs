@@ -2,26 +2,24 @@
 //! `subscribeToken`, streams and HEAD need it as `?token=` (missing 401, wrong 403), an unknown
 //! task is answered exactly like a wrong token (no existence oracle), producer routes need the
 //! publish token and no subscribe token, and without the setting nothing changes.
-mod support;
 
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use sse_progress::Config;
-use support::*;
 
-const TASKS: &str = "/api/brand-monitor/tasks";
+use crate::support::*;
 
 /// The publish token of every server here: subscribe tokens without one protect nothing, and
 /// `Config::validate` refuses that combination.
 const PUBLISH: &str = "publish-s3cret";
 const BEARER: &str = "Bearer publish-s3cret";
 
-fn start(require_subscribe_token: bool) -> TestServer {
-    start_server(Config {
+/// An unthrottled server with the publish token, requiring subscribe tokens or not.
+fn start_with_tokens(require_subscribe_token: bool) -> TestServer {
+    start_unthrottled(Config {
         require_subscribe_token,
         publish_token: Some(PUBLISH.into()),
-        connect_rate_per_client: 0,
         threads: 2,
         ..Config::default()
     })
@@ -32,8 +30,8 @@ fn produce(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> ss
     request(addr, method, path, &[("Authorization", BEARER)], body)
 }
 
-/// `POST /tasks` with `body`; the 201 answer as JSON.
-fn create(addr: SocketAddr, body: &Value) -> Value {
+/// `POST /tasks` with `body` and the publish token; the 201 answer as JSON.
+fn create_with(addr: SocketAddr, body: &Value) -> Value {
     let reply = produce(addr, "POST", TASKS, Some(&body.to_string()));
     assert_eq!(reply.status, 201, "{}", reply.text());
     serde_json::from_slice(&reply.body).expect("task JSON")
@@ -47,6 +45,7 @@ fn token_of(created: &Value) -> String {
     token.to_owned()
 }
 
+/// The stream route of `task`, with `?token=` when `token` is given.
 fn progress_path(task: &str, token: Option<&str>) -> String {
     match token {
         Some(token) => format!("/api/brand-monitor/progress/{task}?token={token}"),
@@ -63,30 +62,20 @@ fn stream_status(addr: SocketAddr, task: &str, token: Option<&str>) -> (u16, Opt
     (reply.status, Some(error_code(&reply)))
 }
 
+/// The status HEAD of `task`'s stream route answers.
 fn head_status(addr: SocketAddr, task: &str, token: Option<&str>) -> u16 {
     request(addr, "HEAD", &progress_path(task, token), &[], None).status
-}
-
-/// Follows a stream with `?token=`; reads `connected` and the snapshot.
-fn follow_with_token(addr: SocketAddr, task: &str, token: &str) -> (Stream, Value) {
-    let mut stream = open_stream(addr, &format!("{task}?token={token}"), &[]);
-    assert_eq!(stream.status, 200, "{:?}", stream.headers);
-    let connected = stream.next().expect("connected");
-    assert_eq!(connected.event, "connected");
-    let snapshot = stream.next().expect("snapshot");
-    assert_eq!(snapshot.event, "progress");
-    (stream, serde_json::from_str(&snapshot.data).unwrap())
 }
 
 #[test]
 fn creation_hands_out_a_distinct_token_per_task() {
     // Shows that each create answer carries a 32-hex `subscribeToken`, different per task, also
     // for ids the server makes, and that it is not the task id.
-    let server = start(true);
-    let named = create(server.addr, &json!({"taskId": "named-1", "stage": "start"}));
-    let named_2 = create(server.addr, &json!({"taskId": "named-2"}));
-    let made = create(server.addr, &json!({}));
-    let made_2 = create(server.addr, &json!({"stage": "queued"}));
+    let server = start_with_tokens(true);
+    let named = create_with(server.addr, &json!({"taskId": "named-1", "stage": "start"}));
+    let named_2 = create_with(server.addr, &json!({"taskId": "named-2"}));
+    let made = create_with(server.addr, &json!({}));
+    let made_2 = create_with(server.addr, &json!({"stage": "queued"}));
     let tokens: Vec<String> = [&named, &named_2, &made, &made_2].iter().map(|t| token_of(t)).collect();
     let mut distinct = tokens.clone();
     distinct.sort();
@@ -108,10 +97,10 @@ fn creation_hands_out_a_distinct_token_per_task() {
 fn streams_need_the_right_token() {
     // Shows 401 `token_required` without `?token=`, 403 `token_invalid` with a wrong one (also
     // another task's token), and a working stream with the right one.
-    let server = start(true);
-    let task = create(server.addr, &json!({"taskId": "guarded"}));
+    let server = start_with_tokens(true);
+    let task = create_with(server.addr, &json!({"taskId": "guarded"}));
     let token = token_of(&task);
-    let other = token_of(&create(server.addr, &json!({"taskId": "other"})));
+    let other = token_of(&create_with(server.addr, &json!({"taskId": "other"})));
 
     assert_eq!(stream_status(server.addr, "guarded", None), (401, Some("token_required".into())));
     for wrong in ["0123456789abcdef0123456789abcdef", "", &other, &token[..31], &format!("{token}0")] {
@@ -124,7 +113,7 @@ fn streams_need_the_right_token() {
     let upper = token.to_ascii_uppercase();
     assert_eq!(stream_status(server.addr, "guarded", Some(&upper)).0, 403, "tokens compare exactly");
 
-    let (mut stream, snapshot) = follow_with_token(server.addr, "guarded", &token);
+    let (mut stream, snapshot) = follow(server.addr, &format!("guarded?token={token}"));
     assert_eq!(snapshot["taskId"], "guarded");
     assert!(snapshot.get("subscribeToken").is_none(), "viewers are not shown the token: {snapshot}");
     let reply =
@@ -139,8 +128,8 @@ fn streams_need_the_right_token() {
 #[test]
 fn the_token_is_found_among_other_query_parameters() {
     // Shows that `token` is read as one query parameter among others, in any position.
-    let server = start(true);
-    let token = token_of(&create(server.addr, &json!({"taskId": "query"})));
+    let server = start_with_tokens(true);
+    let token = token_of(&create_with(server.addr, &json!({"taskId": "query"})));
     for query in [format!("a=1&token={token}"), format!("token={token}&b=2"), format!("x&token={token}&y=")] {
         let reply = request(server.addr, "HEAD", &format!("/api/brand-monitor/progress/query?{query}"), &[], None);
         assert_eq!(reply.status, 200, "?{query}");
@@ -153,8 +142,8 @@ fn the_token_is_found_among_other_query_parameters() {
 fn head_needs_the_right_token_too() {
     // Shows HEAD answering 401 without a token, 403 with a wrong one, 200 with the status headers
     // with the right one.
-    let server = start(true);
-    let token = token_of(&create(server.addr, &json!({"taskId": "headed", "stage": "Étape 1"})));
+    let server = start_with_tokens(true);
+    let token = token_of(&create_with(server.addr, &json!({"taskId": "headed", "stage": "Étape 1"})));
     assert_eq!(head_status(server.addr, "headed", None), 401);
     assert_eq!(head_status(server.addr, "headed", Some("ffffffffffffffffffffffffffffffff")), 403);
     let reply = request(server.addr, "HEAD", &progress_path("headed", Some(&token)), &[], None);
@@ -167,8 +156,8 @@ fn head_needs_the_right_token_too() {
 #[test]
 fn bad_ids_are_answered_before_the_token() {
     // Shows 400 for a bad id, with or without a token: an id that cannot exist tells nothing.
-    let server = start(true);
-    let token = token_of(&create(server.addr, &json!({"taskId": "known"})));
+    let server = start_with_tokens(true);
+    let token = token_of(&create_with(server.addr, &json!({"taskId": "known"})));
     for t in [None, Some("abc"), Some(token.as_str())] {
         assert_eq!(stream_status(server.addr, ".bad", t), (400, Some("invalid_task_id".into())), "{t:?}");
         assert_eq!(head_status(server.addr, ".bad", t), 400, "{t:?}");
@@ -181,9 +170,9 @@ fn an_unknown_task_is_answered_exactly_like_a_wrong_token() {
     // made, or deleted) gets the very answer a known task gives for the same token (401
     // `token_required` without one, 403 `token_invalid` with one): status, headers and body, so
     // no answer tells whether a task exists.
-    let server = start(true);
-    let known_token = token_of(&create(server.addr, &json!({"taskId": "known"})));
-    create(server.addr, &json!({"taskId": "deleted"}));
+    let server = start_with_tokens(true);
+    let known_token = token_of(&create_with(server.addr, &json!({"taskId": "known"})));
+    create_with(server.addr, &json!({"taskId": "deleted"}));
     assert_eq!(produce(server.addr, "DELETE", &format!("{TASKS}/deleted"), None).status, 204);
     for method in ["GET", "HEAD"] {
         // What the known task answers without a token, and with a wrong one.
@@ -206,9 +195,9 @@ fn an_unknown_task_is_answered_exactly_like_a_wrong_token() {
 fn producer_routes_need_no_subscribe_token() {
     // Shows that create, update, get, list, complete, fail and delete work with the publish token
     // and without any subscribe token.
-    let server = start(true);
-    let token = token_of(&create(server.addr, &json!({"taskId": "made"})));
-    create(server.addr, &json!({"taskId": "doomed"}));
+    let server = start_with_tokens(true);
+    let token = token_of(&create_with(server.addr, &json!({"taskId": "made"})));
+    create_with(server.addr, &json!({"taskId": "doomed"}));
     let call = |method: &str, path: &str, body: Option<&str>| {
         let reply = produce(server.addr, method, &format!("{TASKS}{path}"), body);
         (reply.status, reply.text())
@@ -231,10 +220,10 @@ fn producer_routes_need_no_subscribe_token() {
 fn without_the_setting_there_are_no_tokens() {
     // Shows that by default the create answer has no `subscribeToken` and streams and HEAD need
     // no token (a `token` parameter is ignored).
-    let server = start(false);
-    let task = create(server.addr, &json!({"taskId": "open"}));
+    let server = start_with_tokens(false);
+    let task = create_with(server.addr, &json!({"taskId": "open"}));
     assert!(task.get("subscribeToken").is_none(), "{task}");
-    let made = create(server.addr, &json!({}));
+    let made = create_with(server.addr, &json!({}));
     assert!(made.get("subscribeToken").is_none(), "{made}");
     let (_, snapshot) = follow(server.addr, "open");
     assert_eq!(snapshot["taskId"], "open");

@@ -1,110 +1,16 @@
 //! The event stream of API.md ("The event stream"): the response head, the opening events, one
 //! event per change, heartbeats, how a stream ends (terminal snapshot, deletion, HTTP/1.0), and
 //! a request pipelined behind a stream.
-mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sse_progress::Config;
 use sse_progress::client;
-use support::*;
+use sse_progress::internals::now_ms;
 
-/// A connection read at the byte level: the response head as text, then the body as it came.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    head: String,
-    chunked: bool,
-    /// The body read so far, without the chunk framing.
-    body: Vec<u8>,
-    /// The body read so far exactly as it came off the wire (chunk framing included).
-    wire: Vec<u8>,
-    /// The body ended (zero-size chunk read, or EOF of a close-delimited body).
-    ended: bool,
-}
-
-impl Raw {
-    /// Sends `request` on a new connection and reads the response head.
-    fn open(addr: SocketAddr, request: &str) -> Raw {
-        let mut stream = connect(addr);
-        stream.write_all(request.as_bytes()).unwrap();
-        Raw::on(BufReader::new(stream))
-    }
-
-    /// Reads a response head from a connection already in use.
-    fn on(mut reader: BufReader<TcpStream>) -> Raw {
-        let mut head = String::new();
-        loop {
-            let mut line = Vec::new();
-            reader.read_until(b'\n', &mut line).expect("a response head before the timeout");
-            assert!(!line.is_empty(), "the connection closed inside the head: {head:?}");
-            head.push_str(std::str::from_utf8(&line).expect("an ASCII head"));
-            if line == b"\r\n" {
-                break;
-            }
-        }
-        let chunked = head.contains("\r\nTransfer-Encoding: chunked\r\n");
-        Raw { reader, head, chunked, body: Vec::new(), wire: Vec::new(), ended: false }
-    }
-
-    /// Reads the next piece of the body (one chunk, or what a read returns); false at its end.
-    fn fill(&mut self) -> bool {
-        if self.ended {
-            return false;
-        }
-        if !self.chunked {
-            let mut buf = [0u8; 8192];
-            let n = self.reader.read(&mut buf).expect("body bytes before the timeout");
-            self.body.extend_from_slice(&buf[..n]);
-            self.wire.extend_from_slice(&buf[..n]);
-            self.ended = n == 0;
-            return n > 0;
-        }
-        let mut line = Vec::new();
-        self.reader.read_until(b'\n', &mut line).expect("a chunk size before the timeout");
-        self.wire.extend_from_slice(&line);
-        let text = std::str::from_utf8(&line).expect("an ASCII chunk size");
-        assert!(text.ends_with("\r\n"), "a chunk-size line ends in CRLF: {text:?}");
-        let size = usize::from_str_radix(text.trim_end(), 16).expect("a hex chunk size");
-        let mut data = vec![0u8; size + 2];
-        self.reader.read_exact(&mut data).expect("a whole chunk before the timeout");
-        self.wire.extend_from_slice(&data);
-        assert_eq!(&data[size..], b"\r\n", "a chunk ends in CRLF");
-        self.body.extend_from_slice(&data[..size]);
-        self.ended = size == 0;
-        size > 0
-    }
-
-    /// Reads until the body holds `needle` at or after byte `from`; returns where it ends.
-    fn wait_for(&mut self, from: usize, needle: &str) -> usize {
-        let deadline = Instant::now() + 2 * TIMEOUT;
-        loop {
-            if let Some(at) = find(&self.body[from.min(self.body.len())..], needle.as_bytes()) {
-                return from + at + needle.len();
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} in {:?}", self.text());
-            assert!(self.fill(), "the body ended without {needle:?}: {:?}", self.text());
-        }
-    }
-
-    /// Reads the rest of the body.
-    fn read_to_end(&mut self) {
-        let deadline = Instant::now() + 2 * TIMEOUT;
-        while self.fill() {
-            assert!(Instant::now() < deadline, "the body does not end: {:?}", self.text());
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
+use crate::support::*;
 
 /// The events of a body, each the text before its blank line.
 fn blocks(body: &str) -> Vec<&str> {
@@ -132,36 +38,14 @@ fn assert_progress(block: &str, id: u64, task: &Value) {
     assert_eq!(&data, task, "{block:?}");
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn stream_request(task_id: &str) -> String {
-    format!(
-        "GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
-    )
-}
-
-fn create(addr: SocketAddr, task_id: &str) -> Value {
-    call(addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": task_id, "stage": "Init"})))
-}
-
-fn patch(addr: SocketAddr, task_id: &str, body: Value) -> Value {
-    call(addr, "PATCH", &format!("/api/brand-monitor/tasks/{task_id}"), Some(body))
-}
-
-fn get_task(addr: SocketAddr, task_id: &str) -> Value {
-    call(addr, "GET", &format!("/api/brand-monitor/tasks/{task_id}"), None)
-}
-
 #[test]
 fn the_head_is_exact_and_the_body_opens_with_retry_connected_and_the_snapshot() {
     // Shows the 200 head of API.md byte for byte, then `retry`, `connected` and the snapshot.
     let server = start_default();
     create(server.addr, "head");
-    patch(server.addr, "head", json!({"progress": 25, "message": "quarter"}));
+    update(server.addr, "head", json!({"progress": 25, "message": "quarter"}));
     let before = now_ms();
-    let mut raw = Raw::open(server.addr, &stream_request("head"));
+    let mut raw = RawStream::open(server.addr, &stream_request("head", &[]));
     let end = raw.wait_for(0, "event: progress\n");
     raw.wait_for(end, "\n\n");
     let after = now_ms();
@@ -192,7 +76,7 @@ fn the_head_is_exact_and_the_body_opens_with_retry_connected_and_the_snapshot() 
     let server_time = data["serverTime"].as_u64().expect("serverTime in ms");
     assert!((before - 1000..=after + 1000).contains(&server_time), "{server_time} vs {before}..{after}");
 
-    let task = get_task(server.addr, "head");
+    let task = current(server.addr, "head");
     assert_eq!(task["eventId"], 2);
     assert_progress(events[2], 2, &task);
     assert_eq!(events.len(), 3, "nothing else yet: {body:?}");
@@ -208,7 +92,7 @@ fn every_change_arrives_as_one_progress_event_with_consecutive_ids() {
     let mut sent = Vec::new();
     for (i, progress) in [10.0, 20.5, 30.0, 55.0, 70.0].into_iter().enumerate() {
         let stage = format!("step {i}");
-        sent.push(patch(server.addr, "changes", json!({"progress": progress, "stage": stage})));
+        sent.push(update(server.addr, "changes", json!({"progress": progress, "stage": stage})));
     }
     for (i, task) in sent.iter().enumerate() {
         let event = stream.next().expect("a progress event");
@@ -233,7 +117,7 @@ fn a_silent_stream_gets_heartbeats_without_an_id() {
     };
     let server = start_server(config);
     create(server.addr, "quiet");
-    let mut raw = Raw::open(server.addr, &stream_request("quiet"));
+    let mut raw = RawStream::open(server.addr, &stream_request("quiet", &[]));
     let mut at = raw.wait_for(0, "event: progress\n");
     at = raw.wait_for(at, "\n\n");
     let mut last_time = 0;
@@ -267,11 +151,10 @@ fn the_terminal_snapshot_ends_the_chunked_body_and_the_connection_goes_on() {
     // Shows the chunked terminator after the completed snapshot, then keep-alive requests.
     let server = start_default();
     create(server.addr, "done");
-    let mut raw = Raw::open(server.addr, &stream_request("done"));
+    let mut raw = RawStream::open(server.addr, &stream_request("done", &[]));
     let at = raw.wait_for(0, "id: 1\n");
     raw.wait_for(at, "\n\n");
-    let done =
-        call(server.addr, "POST", "/api/brand-monitor/tasks/done/complete", Some(json!({"result": {"ok": true}})));
+    let done = complete(server.addr, "done", json!({"ok": true}));
     assert_eq!(done["status"], "completed");
     raw.read_to_end();
     assert!(raw.wire.ends_with(b"\n\n\r\n0\r\n\r\n"), "{:?}", String::from_utf8_lossy(&raw.wire));
@@ -289,8 +172,8 @@ fn the_terminal_snapshot_ends_the_chunked_body_and_the_connection_goes_on() {
     assert_eq!(task, done);
 
     // And another stream, which is the finished task's snapshot and its end again.
-    reader.get_mut().write_all(stream_request("done").as_bytes()).unwrap();
-    let mut again = Raw::on(reader);
+    reader.get_mut().write_all(stream_request("done", &[]).as_bytes()).unwrap();
+    let mut again = RawStream::on(reader);
     assert!(again.head.starts_with("HTTP/1.1 200 OK\r\n"), "{:?}", again.head);
     again.read_to_end();
     let body = again.text();
@@ -307,15 +190,15 @@ fn a_request_pipelined_during_a_stream_neither_ends_it_nor_is_lost() {
     // request on the same connection. Before, bytes from the client ended the stream.
     let server = start_default();
     create(server.addr, "piped");
-    let mut raw = Raw::open(server.addr, &stream_request("piped"));
+    let mut raw = RawStream::open(server.addr, &stream_request("piped", &[]));
     let at = raw.wait_for(0, "id: 1\n");
     let at = raw.wait_for(at, "\n\n");
     let next = "GET /api/brand-monitor/tasks/piped HTTP/1.1\r\nHost: localhost\r\n\r\n";
     raw.reader.get_mut().write_all(next.as_bytes()).unwrap();
-    let changed = patch(server.addr, "piped", json!({"progress": 50, "message": "half"}));
+    let changed = update(server.addr, "piped", json!({"progress": 50, "message": "half"}));
     let end = raw.wait_for(at, "id: 2\n");
     raw.wait_for(end, "\n\n");
-    let done = call(server.addr, "POST", "/api/brand-monitor/tasks/piped/complete", Some(json!({"result": 1})));
+    let done = complete(server.addr, "piped", json!(1));
     raw.read_to_end();
     let body = raw.text();
     let events = blocks(&body);
@@ -371,14 +254,15 @@ fn an_http_1_0_stream_is_not_chunked_and_closes_at_the_end() {
     // Shows a close-delimited body of bare events for HTTP/1.0, ended by closing the socket.
     let server = start_default();
     create(server.addr, "old");
-    let mut raw = Raw::open(server.addr, "GET /api/brand-monitor/progress/old HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut raw =
+        RawStream::open(server.addr, "GET /api/brand-monitor/progress/old HTTP/1.0\r\nHost: localhost\r\n\r\n");
     assert!(raw.head.starts_with("HTTP/1.1 200 OK\r\n") || raw.head.starts_with("HTTP/1.0 200 OK\r\n"));
     assert!(raw.head.contains("\r\nContent-Type: text/event-stream\r\n"), "{:?}", raw.head);
     assert!(!raw.chunked && !raw.head.to_ascii_lowercase().contains("transfer-encoding"), "{:?}", raw.head);
     assert!(!raw.head.to_ascii_lowercase().contains("content-length"), "{:?}", raw.head);
     let at = raw.wait_for(0, "id: 1\n");
     raw.wait_for(at, "\n\n");
-    patch(server.addr, "old", json!({"progress": 60}));
+    update(server.addr, "old", json!({"progress": 60}));
     let done = call(server.addr, "POST", "/api/brand-monitor/tasks/old/complete", Some(json!({})));
     raw.read_to_end();
     let body = raw.text();
@@ -396,7 +280,7 @@ fn a_failed_task_ends_the_stream_with_its_failed_snapshot() {
     let server = start_default();
     create(server.addr, "boom");
     let (mut stream, _) = follow(server.addr, "boom");
-    patch(server.addr, "boom", json!({"progress": 42}));
+    update(server.addr, "boom", json!({"progress": 42}));
     let failed =
         call(server.addr, "POST", "/api/brand-monitor/tasks/boom/fail", Some(json!({"error": "API rate limit"})));
     let event = stream.next().unwrap();
@@ -416,7 +300,7 @@ fn a_stream_of_a_finished_task_is_its_terminal_snapshot_and_the_end() {
     // Shows that opening a stream on a completed task (no Last-Event-ID) gives the snapshot and ends.
     let server = start_default();
     create(server.addr, "past");
-    let done = call(server.addr, "POST", "/api/brand-monitor/tasks/past/complete", Some(json!({"result": 7})));
+    let done = complete(server.addr, "past", json!(7));
     let (mut stream, snapshot) = follow(server.addr, "past");
     assert_eq!(snapshot, done);
     assert_eq!(stream.next(), None);

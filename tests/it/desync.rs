@@ -2,24 +2,18 @@
 //! stream or HEAD request is refused unread and never parsed as a next request; a request
 //! pipelined after a stream is answered once the stream ends; and a connection the server
 //! closes is closed gracefully, so every answer already written reaches the client.
-mod support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
-const PROGRESS: &str = "/api/brand-monitor/progress";
-
-/// Sends `bytes` on a new connection, reads until the server closes; the text, or the error
-/// that ended the read (a reset).
-fn exchange(addr: SocketAddr, bytes: &[u8]) -> Result<String, std::io::Error> {
-    let mut stream = connect(addr);
-    stream.write_all(bytes)?;
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+/// Sends `bytes` on a new connection and reads until the server closes it; the text, or the
+/// error that ended the read (a reset, or the client's timeout) instead of a clean close.
+fn exchange_cleanly(addr: SocketAddr, bytes: &[u8]) -> Result<String, std::io::Error> {
+    let got = exchange(addr, bytes);
+    got.end.map(|()| String::from_utf8_lossy(&got.bytes).into_owned())
 }
 
 #[test]
@@ -41,7 +35,7 @@ fn a_body_on_a_stream_or_head_request_is_refused_and_never_read_as_a_request() {
             smuggled.len()
         );
         for request in [by_length, chunked] {
-            let answer = exchange(server.addr, request.as_bytes()).expect("an answer, then the close");
+            let answer = exchange_cleanly(server.addr, request.as_bytes()).expect("an answer, then the close");
             assert!(answer.starts_with("HTTP/1.1 400 "), "{method}: {answer}");
             assert!(answer.contains("Connection: close"), "{answer}");
             assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "one answer only: {answer}");
@@ -49,7 +43,7 @@ fn a_body_on_a_stream_or_head_request_is_refused_and_never_read_as_a_request() {
         }
     }
     // A `Content-Length: 0` is no body.
-    let answer = exchange(
+    let answer = exchange_cleanly(
         server.addr,
         format!("HEAD {PROGRESS}/done HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             .as_bytes(),
@@ -137,7 +131,8 @@ fn closing_with_unread_input_loses_no_answer() {
                           GET /api/brand-monitor/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
             .to_vec();
         bytes.extend(std::iter::repeat_n(b'x', 4000));
-        let all = exchange(server.addr, &bytes).unwrap_or_else(|e| panic!("round {round}: the read ended in {e}"));
+        let all =
+            exchange_cleanly(server.addr, &bytes).unwrap_or_else(|e| panic!("round {round}: the read ended in {e}"));
         let head_end = all.find("\r\n\r\n").unwrap();
         let length: usize = all[..head_end]
             .lines()
@@ -166,7 +161,7 @@ fn a_bad_request_after_pipelined_answers_loses_none_of_them() {
     }
     bytes.extend_from_slice(b"BAD\x01 REQUEST\r\n\r\n");
     bytes.extend(std::iter::repeat_n(b'y', 4000));
-    let all = exchange(server.addr, &bytes).expect("no reset");
+    let all = exchange_cleanly(server.addr, &bytes).expect("no reset");
     assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 50, "{all}");
     assert!(all.contains("HTTP/1.1 400 "), "{all}");
 }

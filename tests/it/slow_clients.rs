@@ -2,58 +2,17 @@
 //! request heads are closed by the header timeout without holding up anyone else, a viewer that
 //! never reads is disconnected and costs no frames, a viewer that reads slowly is not (it gets
 //! every byte of a large event), and memory does not grow with updates x stuck viewers.
-mod support;
 
 use std::io::{BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sse_progress::client::{self, EventReader};
 use sse_progress::{Config, TaskUpdate};
-use support::*;
 
-const HEALTH: &str = "/api/brand-monitor/health";
-
-fn health(addr: SocketAddr) -> Value {
-    let reply = request(addr, "GET", HEALTH, &[], None);
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    serde_json::from_slice(&reply.body).expect("health is JSON")
-}
-
-/// Polls health until `condition` holds (a short pause between polls), failing after `limit`.
-fn wait_for_health(addr: SocketAddr, limit: Duration, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let h = health(addr);
-        if condition(&h) {
-            return h;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {h}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A connection with a small receive buffer (so a client that never reads stops taking data
-/// soon, and the test does not park megabytes in the kernel), made with rustix because std
-/// cannot set socket options before connecting.
-fn connect_small_window(addr: SocketAddr) -> TcpStream {
-    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
-    let fd = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .expect("a socket");
-    sockopt::set_socket_recv_buffer_size(&fd, 16 * 1024).expect("SO_RCVBUF");
-    rustix::net::connect(&fd, &addr).expect("connect");
-    let stream = TcpStream::from(fd);
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-    stream
-}
-
-fn stream_request(task: &str) -> String {
-    format!("GET /api/brand-monitor/progress/{task} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
-}
+use crate::support::*;
 
 /// Reads `stream` until the server closes it (EOF or reset) or `deadline`; the bytes read and
 /// whether it was closed.
@@ -141,12 +100,8 @@ fn a_viewer_that_never_reads_is_disconnected_and_holds_no_frames() {
     let topic = server.tracker.topic("flood").unwrap();
 
     let mut stuck = connect_small_window(server.addr);
-    stuck.write_all(stream_request("flood").as_bytes()).unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    while topic.viewers() < 1 {
-        assert!(Instant::now() < deadline, "the stuck viewer subscribes");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    stuck.write_all(stream_request("flood", &[]).as_bytes()).unwrap();
+    wait_until("the stuck viewer to subscribe", || topic.viewers() >= 1);
 
     // The reading viewer reports every event id it sees.
     let (mut reader_stream, _) = follow(server.addr, "flood");
@@ -238,12 +193,8 @@ fn a_stuck_viewer_still_connected_holds_no_frames_and_gets_the_terminal_event_la
     let topic = server.tracker.topic("later").unwrap();
 
     let mut stuck = connect_small_window(server.addr);
-    stuck.write_all(stream_request("later").as_bytes()).unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    while topic.viewers() < 1 {
-        assert!(Instant::now() < deadline, "the stuck viewer subscribes");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    stuck.write_all(stream_request("later", &[]).as_bytes()).unwrap();
+    wait_until("the stuck viewer to subscribe", || topic.viewers() >= 1);
     let (mut reading, _) = follow(server.addr, "later");
     let (seen_tx, seen) = mpsc::channel::<u64>();
     let reader = std::thread::spawn(move || {
@@ -331,7 +282,7 @@ fn a_slow_reader_gets_a_large_terminal_event_whole() {
     });
     server.tracker.create_task("large", "start").unwrap();
     let mut stream = connect_small_window(server.addr);
-    stream.write_all(stream_request("large").as_bytes()).unwrap();
+    stream.write_all(stream_request("large", &[]).as_bytes()).unwrap();
     let trickle = Trickle { stream, step: 8 * 1024, pause: Duration::from_millis(50) };
     let mut reader = BufReader::with_capacity(8 * 1024, trickle);
     let (status, headers) = client::read_head(&mut reader).unwrap();
@@ -362,24 +313,6 @@ fn a_slow_reader_gets_a_large_terminal_event_whole() {
     assert_eq!(health(server.addr)["connectionErrors"], 0);
 }
 
-/// The binary under test, killed by its PID when the test ends.
-struct Binary(Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
-/// `VmRSS` of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 #[test]
 fn the_binary_keeps_memory_bounded_with_many_stuck_viewers() {
     // Shows that 200 viewers that never read, watching 2,000 updates of 4 KB each (1.6 GB if
@@ -387,28 +320,9 @@ fn the_binary_keeps_memory_bounded_with_many_stuck_viewers() {
     const VIEWERS: usize = 200;
     const UPDATES: u64 = 2000;
     const LIMIT: u64 = 100 << 20;
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["serve", "--listen", &addr.to_string(), "--connect-rate-per-client", "0", "--threads", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut binary = Binary(child);
-    let pid = binary.0.id();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = binary.0.try_wait().unwrap() {
-            panic!("the server exited: {status}");
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() && health(addr)["status"] == "healthy" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server does not answer on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let binary = Binary::serve(&["--connect-rate-per-client", "0"]);
+    let (addr, pid) = (binary.addr, binary.pid());
+    assert_eq!(health(addr)["status"], "healthy");
 
     let mut producer = client::Client::connect(&client::Url::parse(&format!("http://{addr}")).unwrap(), None, TIMEOUT)
         .expect("a producer connection");
@@ -418,15 +332,15 @@ fn the_binary_keeps_memory_bounded_with_many_stuck_viewers() {
     let stuck: Vec<TcpStream> = (0..VIEWERS)
         .map(|_| {
             let mut s = connect_small_window(addr);
-            s.write_all(stream_request("big").as_bytes()).unwrap();
+            s.write_all(stream_request("big", &[]).as_bytes()).unwrap();
             s
         })
         .collect();
-    wait_for_health(addr, TIMEOUT, "every stuck viewer to be streaming", |h| h["activeConnections"] == VIEWERS);
+    wait_for_health(addr, "every stuck viewer to be streaming", |h| h["activeConnections"] == VIEWERS);
 
     // One viewer that reads, to see the last update arrive.
     let mut reading = connect(addr);
-    reading.write_all(stream_request("big").as_bytes()).unwrap();
+    reading.write_all(stream_request("big", &[]).as_bytes()).unwrap();
     let mut reading = BufReader::new(reading);
     let (status, headers) = client::read_head(&mut reading).unwrap();
     assert_eq!(status, 200);

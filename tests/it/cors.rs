@@ -1,30 +1,31 @@
 //! `--cors-origin` (API.md, "Protection settings of `serve`"; `Config::cors_origins`): which
 //! origins may read the stream and HEAD across origins, the preflight, `*`, and the CORS headers
 //! on the stream route's error answers. Nothing is sent by default.
-mod support;
 
 use std::net::SocketAddr;
 
 use sse_progress::Config;
 use sse_progress::client::Reply;
-use support::*;
+
+use crate::support::*;
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
 /// The publish token of the server that requires subscribe tokens.
 const PUBLISH: &str = "cors-publish-token";
 
-fn start(origins: &[&str]) -> TestServer {
-    start_server(Config {
+/// An unthrottled server that lets `origins` read the stream across origins.
+fn start_with_origins(origins: &[&str]) -> TestServer {
+    start_unthrottled(Config {
         cors_origins: origins.iter().map(|o| o.to_string()).collect(),
-        connect_rate_per_client: 0,
         threads: 2,
         ..Config::default()
     })
 }
 
+/// The stream route of `task`.
 fn path(task: &str) -> String {
-    format!("/api/brand-monitor/progress/{task}")
+    format!("{PROGRESS}/{task}")
 }
 
 /// The names of the `Access-Control-*` headers in `headers`.
@@ -36,6 +37,7 @@ fn cors_names(headers: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+/// The value of header `name` (case-insensitive).
 fn value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
@@ -51,16 +53,15 @@ fn lists(headers: &[(String, String)], name: &str, item: &str) -> bool {
 
 /// Opens a stream with `Origin: origin`; checks it is a working stream; returns its headers.
 fn stream_headers(addr: SocketAddr, task: &str, origin: &str) -> Vec<(String, String)> {
-    let mut stream = open_stream(addr, task, &[("Origin", origin)]);
-    assert_eq!(stream.status, 200);
-    assert_eq!(stream.next().expect("connected").event, "connected");
-    stream.headers.clone()
+    open_connected(addr, task, &[("Origin", origin)]).headers
 }
 
+/// HEAD of `task`'s stream route with `Origin: origin`.
 fn head(addr: SocketAddr, task: &str, origin: &str) -> Reply {
     request(addr, "HEAD", &path(task), &[("Origin", origin)], None)
 }
 
+/// The CORS preflight of a stream with `Last-Event-ID` from `origin`.
 fn preflight(addr: SocketAddr, target: &str, origin: &str) -> Reply {
     request(
         addr,
@@ -78,7 +79,7 @@ fn preflight(addr: SocketAddr, target: &str, origin: &str) -> Reply {
 #[test]
 fn by_default_no_cors_headers_are_sent() {
     // Shows that without `cors_origins` no answer of the stream route carries Access-Control-*.
-    let server = start(&[]);
+    let server = start_with_origins(&[]);
     server.tracker.create_task("plain", "start").unwrap();
     let headers = stream_headers(server.addr, "plain", APP);
     assert!(cors_names(&headers).is_empty(), "{headers:?}");
@@ -96,7 +97,7 @@ fn by_default_no_cors_headers_are_sent() {
 fn an_allowed_origin_may_read_the_stream_and_head() {
     // Shows `Access-Control-Allow-Origin: <origin>` and `Vary: Origin` on the stream's head and on
     // HEAD for a configured origin, and nothing for another origin.
-    let server = start(&[APP]);
+    let server = start_with_origins(&[APP]);
     server.tracker.create_task("shared", "start").unwrap();
 
     let headers = stream_headers(server.addr, "shared", APP);
@@ -123,7 +124,7 @@ fn an_allowed_origin_may_read_the_stream_and_head() {
 fn each_configured_origin_gets_its_own_origin_back() {
     // Shows that with several origins the answer names the requesting one, never the list.
     let second = "https://admin.example";
-    let server = start(&[APP, second]);
+    let server = start_with_origins(&[APP, second]);
     server.tracker.create_task("both", "start").unwrap();
     for origin in [APP, second] {
         let headers = stream_headers(server.addr, "both", origin);
@@ -137,7 +138,7 @@ fn the_preflight_allows_last_event_id() {
     // Shows that `OPTIONS` with `Access-Control-Request-Method: GET` and
     // `Access-Control-Request-Headers: last-event-id` answers 204 with the allow headers, and
     // that another origin gets no approval.
-    let server = start(&[APP]);
+    let server = start_with_origins(&[APP]);
     server.tracker.create_task("pre", "start").unwrap();
     let reply = preflight(server.addr, &path("pre"), APP);
     assert_eq!(reply.status, 204, "{}", reply.text());
@@ -153,7 +154,7 @@ fn the_preflight_allows_last_event_id() {
 #[test]
 fn a_star_allows_every_origin() {
     // Shows that `*` answers `Access-Control-Allow-Origin: *` on the stream, HEAD and preflight.
-    let server = start(&["*"]);
+    let server = start_with_origins(&["*"]);
     server.tracker.create_task("public", "start").unwrap();
     for origin in [APP, EVIL] {
         let headers = stream_headers(server.addr, "public", origin);
@@ -170,7 +171,7 @@ fn a_star_allows_every_origin() {
 fn error_answers_of_the_stream_route_carry_cors_headers() {
     // Shows that 404, 400 (and 401/403/429 with those settings) on the stream route carry
     // `Access-Control-Allow-Origin` so a page on the allowed origin can read why.
-    let server = start(&[APP]);
+    let server = start_with_origins(&[APP]);
     for (target, status, code) in [(path("missing"), 404, "task_not_found"), (path(".bad"), 400, "invalid_task_id")] {
         let reply = request(server.addr, "GET", &target, &[("Origin", APP)], None);
         assert_eq!(reply.status, status, "{}", reply.text());
@@ -224,7 +225,7 @@ fn error_answers_of_the_stream_route_carry_cors_headers() {
 fn the_producer_api_is_not_opened_to_other_origins() {
     // Shows that CORS covers only the stream and HEAD route (Config::cors_origins): the producer
     // routes answer an allowed origin, and its preflight, without Access-Control-* headers.
-    let server = start(&[APP]);
+    let server = start_with_origins(&[APP]);
     let reply = preflight(server.addr, "/api/brand-monitor/tasks", APP);
     assert!(cors_names(&reply.headers).is_empty(), "{:?}", reply.headers);
     let reply =

@@ -1,8 +1,6 @@
 //! One task, many viewers (API.md, "The event stream", item 3): every viewer gets the change, a
 //! viewer that keeps up gets every change in order, and one that never reads delays nobody.
-mod support;
 
-use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -10,22 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sse_progress::client::{Client, Url};
 use sse_progress::{Config, TaskUpdate};
-use support::*;
+
+use crate::support::*;
 
 /// How long the test waits for a helper thread's report (each of its reads has TIMEOUT too).
 const REPORT: Duration = Duration::from_secs(60);
-
-/// A producer call that must succeed; returns the JSON answer.
-fn call(addr: SocketAddr, method: &str, path: &str, body: Value) -> Value {
-    let body = body.to_string();
-    let reply = request(addr, method, path, &[], Some(&body));
-    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.text());
-    serde_json::from_slice(&reply.body).unwrap()
-}
-
-fn create(addr: SocketAddr, task_id: &str) {
-    call(addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": task_id}));
-}
 
 /// The ids and statuses of a stream's events until its end.
 fn drain(stream: &mut Stream) -> Vec<(u64, String)> {
@@ -49,6 +36,7 @@ fn drain_in_background(mut stream: Stream) -> mpsc::Receiver<Vec<(u64, String)>>
     rx
 }
 
+/// Asserts that `ids` only go up.
 fn assert_strictly_increasing(ids: &[u64]) {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids go up: {ids:?}");
 }
@@ -98,10 +86,10 @@ fn two_hundred_viewers_of_one_task_all_receive_each_change() {
         }
     };
     wait_for("open");
-    call(addr, "PATCH", "/api/brand-monitor/tasks/crowd", json!({"progress": 50}));
+    call(addr, "PATCH", "/api/brand-monitor/tasks/crowd", Some(json!({"progress": 50})));
     go.iter().for_each(|g| g.send(()).unwrap());
     wait_for("updated");
-    call(addr, "POST", "/api/brand-monitor/tasks/crowd/complete", json!({}));
+    call(addr, "POST", "/api/brand-monitor/tasks/crowd/complete", Some(json!({})));
     go.iter().for_each(|g| g.send(()).unwrap());
     wait_for("ended");
     for helper in helpers {
@@ -124,7 +112,7 @@ fn a_viewer_that_never_reads_does_not_delay_the_others() {
         let update = TaskUpdate::running(i as f64 * 99.0 / UPDATES as f64).message(format!("{i:06}{filler}"));
         server.tracker.update_task("flood", update).expect("the producer is never blocked");
     }
-    let done = call(server.addr, "POST", "/api/brand-monitor/tasks/flood/complete", json!({"result": "ok"}));
+    let done = complete(server.addr, "flood", json!("ok"));
     let final_id = done["eventId"].as_u64().unwrap();
     assert_eq!(final_id, UPDATES + 2);
 
@@ -153,7 +141,7 @@ fn ids_seen_while(server: &TestServer, task_id: &str, changes: u64, produce: imp
     let reader = drain_in_background(stream);
     produce();
     let path = format!("/api/brand-monitor/tasks/{task_id}/complete");
-    let done = call(server.addr, "POST", &path, json!({}));
+    let done = call(server.addr, "POST", &path, Some(json!({})));
     assert_eq!(done["eventId"], changes + 2);
     let seen = reader.recv_timeout(REPORT).expect("the viewer reaches the end");
     seen.into_iter().map(|(id, _)| id).collect()

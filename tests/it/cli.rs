@@ -1,19 +1,15 @@
 //! The `sse-progress` binary from a shell's point of view: `publish`, `watch`, `serve`'s checks
 //! and help, `demo`, and `DEBUG` logging.
-mod support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sse-progress");
-
+/// Runs the binary with `args` to its end (bounded).
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    wait_bounded(&mut child, Duration::from_secs(20));
-    child.wait_with_output().unwrap()
+    run_with_env(args, &[])
 }
 
 /// Waits for a child, killing it (and failing) if it overruns.
@@ -28,6 +24,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) {
     }
 }
 
+/// What a run printed on stdout.
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -173,6 +170,7 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// What a run printed on stderr.
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -285,34 +283,8 @@ fn serve_refuses_settings_that_protect_nothing() {
 #[test]
 fn serve_lowers_max_connections_to_the_open_file_limit() {
     // A cap the open-file limit cannot honour is lowered, with a note, and the server starts.
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--max-connections", "999999999999"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, received) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains("listening on")) {
-        match received.recv_timeout(TIMEOUT) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the server did not start: {seen:?}");
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let binary = Binary::serve(&["--max-connections", "999999999999"]);
+    let seen = &binary.seen;
     assert!(
         seen.iter().any(|l| l.contains("--max-connections 999999999999") && l.contains("open-file limit")),
         "{seen:?}"

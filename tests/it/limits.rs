@@ -1,41 +1,30 @@
 //! Protection settings of `serve` (API.md): the connection cap (503), the per-client stream cap
 //! and the per-client connect rate (429), each with `Retry-After` and a JSON error, and how the
 //! client address is taken from `X-Forwarded-For` only behind the trusted proxy.
-mod support;
 
 use std::io::{BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sse_progress::client::{self, Reply};
 use sse_progress::{Config, TaskUpdate};
-use support::*;
 
-const HEALTH: &str = "/api/brand-monitor/health";
+use crate::support::*;
 
+/// The address written `text`.
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
-}
-
-/// A TCP connection to `addr` whose source address is `source` (any of 127.0.0.0/8 is local on
-/// Linux), made with rustix because std cannot bind a socket before connecting it.
-fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
-    let fd = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .expect("a socket");
-    rustix::net::bind(&fd, &SocketAddr::new(source, 0)).unwrap_or_else(|e| panic!("bind {source}: {e}"));
-    rustix::net::connect(&fd, &addr).unwrap_or_else(|e| panic!("connect from {source}: {e}"));
-    let stream = TcpStream::from(fd);
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-    stream
 }
 
 /// Sends one request on `stream` and reads one reply. A write error is ignored: a refused
 /// connection may be answered and closed before the request is sent, and the answer is still
 /// there to read.
-fn send(mut stream: TcpStream, method: &str, path: &str, headers: &[(&str, &str)]) -> (Reply, BufReader<TcpStream>) {
+fn request_on(
+    mut stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (Reply, BufReader<TcpStream>) {
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
@@ -54,20 +43,14 @@ fn health_from(source: Option<IpAddr>, addr: SocketAddr, headers: &[(&str, &str)
         Some(source) => connect_from(source, addr),
         None => connect(addr),
     };
-    send(stream, "GET", HEALTH, &[&[("Connection", "close")], headers].concat()).0
+    request_on(stream, "GET", HEALTH, &[&[("Connection", "close")], headers].concat()).0
 }
 
 /// Opens a stream of `task` on `stream`; the reply head (for a 200, the stream stays open in
 /// the returned reader).
 fn stream_on(stream: TcpStream, task: &str, headers: &[(&str, &str)]) -> (u16, Reply, BufReader<TcpStream>) {
-    let path = format!("/api/brand-monitor/progress/{task}");
-    let mut text = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("\r\n");
     let mut stream = stream;
-    let _ = stream.write_all(text.as_bytes());
+    let _ = stream.write_all(stream_request(task, headers).as_bytes());
     let mut reader = BufReader::new(stream);
     let (status, head) = client::read_head(&mut reader).expect("a response head");
     if status == 200 {
@@ -80,34 +63,15 @@ fn stream_on(stream: TcpStream, task: &str, headers: &[(&str, &str)]) -> (u16, R
     (status, Reply { status, headers: head, body }, reader)
 }
 
-/// Asserts the documented refusal: `status`, a whole-seconds `Retry-After` of at least 1, and a
-/// JSON error body with `code` (any snake_case code when `code` is `None`).
+/// Asserts the documented refusal: `status`, a whole-seconds `Retry-After` of at least 1, and
+/// the JSON error answer with `code` (any snake_case code when `code` is `None`); returns the
+/// `Retry-After`.
 fn assert_refusal(reply: &Reply, status: u16, code: Option<&str>) -> u64 {
-    assert_eq!(reply.status, status, "{}", reply.text());
-    let retry = reply.header("retry-after").unwrap_or_else(|| panic!("a Retry-After header: {:?}", reply.headers));
-    let seconds: u64 = retry.parse().unwrap_or_else(|_| panic!("Retry-After is whole seconds: {retry:?}"));
-    assert!(seconds >= 1, "Retry-After {seconds}");
-    assert!(reply.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", reply.headers);
-    let json: Value = serde_json::from_slice(&reply.body).expect("a JSON error body");
-    let got = json["error"]["code"].as_str().unwrap_or_else(|| panic!("error.code: {json}"));
-    assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "error.message: {json}");
-    match code {
-        Some(code) => assert_eq!(got, code, "{json}"),
-        None => assert!(
-            !got.is_empty() && got.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-            "a snake_case code: {got:?}"
-        ),
+    let (got, _) = assert_error_shape(reply, status);
+    if let Some(code) = code {
+        assert_eq!(got, code, "{}", reply.text());
     }
-    seconds
-}
-
-/// Polls `attempt` (a short pause between tries) until it returns true, failing after TIMEOUT.
-fn eventually(what: &str, mut attempt: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !attempt() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_retry_after(reply)
 }
 
 /// Runs `attempt(k)` until one run takes less than `window`, and returns its result. A token
@@ -127,6 +91,7 @@ fn rapidly<T>(window: Duration, mut attempt: impl FnMut(u8) -> T) -> T {
     panic!("five attempts were all slower than {window:?}; the machine is too loaded to test a rate")
 }
 
+/// The status of each reply.
 fn statuses(replies: &[Reply]) -> Vec<u16> {
     replies.iter().map(|r| r.status).collect()
 }
@@ -162,7 +127,7 @@ fn beyond_max_connections_a_connection_gets_503_until_one_closes() {
     // The new stream itself is the probe (a probe connection of its own could still hold the
     // slot when the stream came).
     let mut extra = None;
-    eventually("a freed slot to be served", || {
+    wait_until("a freed slot to be served", || {
         let (status, reply, reader) = stream_on(connect(server.addr), "capped", &[]);
         if status != 200 {
             assert_refusal(&reply, 503, None);
@@ -214,7 +179,7 @@ fn max_streams_per_client_is_counted_per_source_address() {
     // Closing one of ours frees a place for 127.0.0.1 only.
     drop(ours.pop());
     let mut replacement = None;
-    eventually("the freed stream place", || {
+    wait_until("the freed stream place", || {
         let (status, _, reader) = stream_on(connect_from(local, server.addr), "per-client", &[]);
         if status == 200 {
             replacement = Some(reader);
@@ -242,7 +207,7 @@ fn the_connect_rate_refuses_the_connection_past_the_burst() {
     assert_eq!(statuses(&replies[..3]), [200, 200, 200], "the burst is admitted");
     assert_refusal(&replies[3], 429, Some("too_many_connections"));
     assert_eq!(other.status, 200, "another address has its own bucket: {}", other.text());
-    eventually("the rate to admit the address again", || health_from(Some(source), server.addr, &[]).status == 200);
+    wait_until("the rate to admit the address again", || health_from(Some(source), server.addr, &[]).status == 200);
 }
 
 #[test]

@@ -2,32 +2,17 @@
 //! order and number spelling as sent), is served exactly so by GET, the list and the stream, and
 //! the results held are bounded in bytes (`Config::max_result_bytes`): past the bound, creation
 //! and complete answer `503 result_space_exhausted` with `Retry-After`, until tasks go.
-mod support;
 
 use std::net::SocketAddr;
 
 use serde_json::Value;
 use sse_progress::Config;
 use sse_progress::client::Reply;
-use support::*;
 
-const TASKS: &str = "/api/brand-monitor/tasks";
+use crate::support::*;
 
-/// A test server without the per-client connection rate limit (one connection per request here).
-fn start(config: Config) -> TestServer {
-    start_server(Config { connect_rate_per_client: 0, threads: 2, ..config })
-}
-
-fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    request(addr, "POST", path, &[], Some(body))
-}
-
-fn create(addr: SocketAddr, id: &str) {
-    let reply = post(addr, TASKS, &format!(r#"{{"taskId":"{id}"}}"#));
-    assert_eq!(reply.status, 201, "{}", reply.text());
-}
-
-fn complete(addr: SocketAddr, id: &str, body: &str) -> Reply {
+/// `POST /tasks/{id}/complete` with the body text `body` as sent; the reply, whatever its status.
+fn send_complete(addr: SocketAddr, id: &str, body: &str) -> Reply {
     post(addr, &format!("{TASKS}/{id}/complete"), body)
 }
 
@@ -40,9 +25,7 @@ fn result_text(task_json: &str) -> &str {
 
 /// The `data` of the terminal snapshot a new viewer of a finished task gets.
 fn terminal_snapshot(addr: SocketAddr, id: &str) -> String {
-    let mut stream = open_stream(addr, id, &[]);
-    assert_eq!(stream.status, 200);
-    assert_eq!(stream.next().expect("connected").event, "connected");
+    let mut stream = open_connected(addr, id, &[]);
     let snapshot = stream.next().expect("the snapshot");
     assert_eq!(snapshot.event, "progress");
     snapshot.data
@@ -59,9 +42,9 @@ const COMPACT: &str = r#"{"zeta":1.50,"alpha":[1e2,12345678901234567890123,"caf\
 fn a_result_is_served_as_sent_on_one_line_everywhere() {
     // Shows that a pretty-printed result comes back byte for byte as its compact text from
     // complete, GET, the list and the stream's terminal snapshot, each one line of JSON.
-    let server = start(Config::default());
+    let server = start_unthrottled_default();
     create(server.addr, "exact");
-    let done = complete(server.addr, "exact", PRETTY);
+    let done = send_complete(server.addr, "exact", PRETTY);
     assert_eq!(done.status, 200, "{}", done.text());
     let get = request(server.addr, "GET", &format!("{TASKS}/exact"), &[], None);
     let list = request(server.addr, "GET", TASKS, &[], None);
@@ -80,13 +63,13 @@ fn a_result_is_served_as_sent_on_one_line_everywhere() {
 fn listing_several_large_results_gives_valid_json_with_every_result() {
     // Shows that GET /tasks over five tasks with results of 600 KB each answers one JSON document
     // in which every result is the exact text that was sent.
-    let server = start(Config::default());
+    let server = start_unthrottled_default();
     let mut expected = Vec::new();
     for i in 0..5 {
         let id = format!("big-{i}");
         create(server.addr, &id);
         let result = format!(r#"{{"z":"{}","a":{i}.50}}"#, char::from(b'a' + i as u8).to_string().repeat(600_000));
-        let done = complete(server.addr, &id, &format!(r#"{{"result": {result}}}"#));
+        let done = send_complete(server.addr, &id, &format!(r#"{{"result": {result}}}"#));
         assert_eq!(done.status, 200, "{}", done.text());
         expected.push((id, result));
     }
@@ -106,9 +89,8 @@ fn listing_several_large_results_gives_valid_json_with_every_result() {
 /// Asserts a `503 result_space_exhausted` with a `Retry-After` of whole seconds.
 fn assert_space_exhausted(reply: &Reply, what: &str) {
     assert_eq!(reply.status, 503, "{what}: {}", reply.text());
-    assert_eq!(error_code(reply), "result_space_exhausted", "{what}");
-    let retry = reply.header("retry-after").unwrap_or_else(|| panic!("{what}: a Retry-After"));
-    assert!(retry.parse::<u32>().is_ok_and(|s| s > 0), "{what}: Retry-After {retry:?}");
+    assert_error(reply, 503, "result_space_exhausted");
+    assert_retry_after(reply);
 }
 
 #[test]
@@ -116,25 +98,25 @@ fn the_result_bytes_bound_answers_503_with_retry_after_and_frees_on_delete() {
     // Shows that once the results held reach `max_result_bytes`, creation and a complete that
     // would pass it answer 503 with Retry-After and change nothing, and that deleting the task
     // that holds the bytes makes room again.
-    let server = start(Config { max_result_bytes: 1000, ..Config::default() });
+    let server = start_unthrottled(Config { max_result_bytes: 1000, threads: 2, ..Config::default() });
     for id in ["a", "b"] {
         create(server.addr, id);
     }
     let filler = format!("\"{}\"", "x".repeat(998));
-    let done = complete(server.addr, "a", &format!("{{\"result\": {filler}}}"));
+    let done = send_complete(server.addr, "a", &format!("{{\"result\": {filler}}}"));
     assert_eq!(done.status, 200, "a result of exactly the bound fits: {}", done.text());
 
     assert_space_exhausted(&post(server.addr, TASKS, r#"{"taskId":"c"}"#), "create at the bound");
-    assert_space_exhausted(&complete(server.addr, "b", r#"{"result": 1}"#), "complete past the bound");
+    assert_space_exhausted(&send_complete(server.addr, "b", r#"{"result": 1}"#), "complete past the bound");
     assert_eq!(request(server.addr, "GET", &format!("{TASKS}/c"), &[], None).status, 404, "c was not made");
     let b: Value = serde_json::from_slice(&request(server.addr, "GET", &format!("{TASKS}/b"), &[], None).body).unwrap();
     assert_eq!((b["status"].as_str(), b["eventId"].as_u64()), (Some("pending"), Some(1)), "b is unchanged: {b}");
 
     assert_eq!(request(server.addr, "DELETE", &format!("{TASKS}/a"), &[], None).status, 204);
     create(server.addr, "c");
-    let done = complete(server.addr, "b", &format!("{{\"result\": {filler}}}"));
+    let done = send_complete(server.addr, "b", &format!("{{\"result\": {filler}}}"));
     assert_eq!(done.status, 200, "the deleted task's bytes are free again: {}", done.text());
-    assert_space_exhausted(&complete(server.addr, "c", r#"{"result": null}"#), "full again");
+    assert_space_exhausted(&send_complete(server.addr, "c", r#"{"result": null}"#), "full again");
 }
 
 /// The `sse_progress_result_bytes` gauge of `/metrics`.
@@ -150,20 +132,23 @@ fn result_bytes_metric(addr: SocketAddr) -> u64 {
 fn expired_results_free_their_bytes() {
     // Shows that a finished task removed after its retention (zero here) gives its result's bytes
     // back (the `result_bytes` gauge goes to 0), so another task's result of the same size fits.
-    let server = start(Config { max_result_bytes: 100, retention: std::time::Duration::ZERO, ..Config::default() });
+    let server = start_unthrottled(Config {
+        max_result_bytes: 100,
+        retention: std::time::Duration::ZERO,
+        threads: 2,
+        ..Config::default()
+    });
     let big = format!("{{\"result\": \"{}\"}}", "y".repeat(98));
     for id in ["first", "second"] {
         create(server.addr, id);
     }
-    assert_eq!(complete(server.addr, "first", &big).status, 200);
+    assert_eq!(send_complete(server.addr, "first", &big).status, 200);
     // The first task goes at the next change or the next sweep; wait for it with a deadline.
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while request(server.addr, "GET", &format!("{TASKS}/first"), &[], None).status != 404 {
-        assert!(std::time::Instant::now() < deadline, "the finished task is still held");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the finished task to go", || {
+        request(server.addr, "GET", &format!("{TASKS}/first"), &[], None).status == 404
+    });
     assert_eq!(result_bytes_metric(server.addr), 0, "the expired result is no longer counted");
-    let done = complete(server.addr, "second", &big);
+    let done = send_complete(server.addr, "second", &big);
     assert_eq!(done.status, 200, "{}", done.text());
 }
 
@@ -171,12 +156,12 @@ fn expired_results_free_their_bytes() {
 fn head_measures_task_answers_without_a_body() {
     // Shows HEAD on the producer's read routes gives the length GET would send, and no body:
     // the answer is measured piece by piece, never built.
-    let server = start(Config { threads: 2, ..Config::default() });
+    let server = start_unthrottled_default();
     for id in ["a", "b"] {
         create(server.addr, id);
     }
     let body = format!(r#"{{"result": {{"blob": "{}"}}}}"#, "x".repeat(300_000));
-    assert_eq!(complete(server.addr, "a", &body).status, 200);
+    assert_eq!(send_complete(server.addr, "a", &body).status, 200);
     for path in [format!("{TASKS}/a"), format!("{TASKS}/b"), TASKS.to_owned()] {
         let get = request(server.addr, "GET", &path, &[], None);
         let head = request(server.addr, "HEAD", &path, &[], None);

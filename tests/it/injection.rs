@@ -1,13 +1,11 @@
 //! Text from producers cannot forge events: every `data:` value is one line of JSON, so CR, LF
 //! and field-looking text inside a stage, message, result or error arrive intact in one event.
-mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 /// Stage and message pairs that would split or add events if written raw into the stream.
 const PAYLOADS: &[(&str, &str)] = &[
@@ -19,46 +17,24 @@ const PAYLOADS: &[(&str, &str)] = &[
     (" leading space", "\n\nevent: x\n\n"),
 ];
 
-/// A producer call that must succeed; returns the JSON answer.
-fn call(addr: SocketAddr, method: &str, path: &str, body: Value) -> Value {
-    let body = body.to_string();
-    assert!(!body.contains(['\r', '\n']), "JSON escapes keep the request body on one line");
-    let reply = request(addr, method, path, &[], Some(&body));
-    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.text());
-    serde_json::from_slice(&reply.body).unwrap()
+/// A producer call that must succeed, its body checked to be one line; returns the JSON answer.
+fn publish(addr: SocketAddr, method: &str, path: &str, body: Value) -> Value {
+    assert!(!body.to_string().contains(['\r', '\n']), "JSON escapes keep the request body on one line");
+    call(addr, method, path, Some(body))
 }
 
-/// Reads a chunked SSE body at the byte level until the decoded text holds `needle`.
-fn read_raw_until(reader: &mut BufReader<std::net::TcpStream>, body: &mut String, needle: &str) {
-    let deadline = Instant::now() + 2 * TIMEOUT;
-    while !body.contains(needle) {
-        assert!(Instant::now() < deadline, "no {needle:?} in {body:?}");
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("a chunk size before the timeout");
-        let size = usize::from_str_radix(line.trim_end(), 16).expect("a hex chunk size");
-        assert!(size > 0, "the stream ended without {needle:?}: {body:?}");
-        let mut chunk = vec![0u8; size + 2];
-        reader.read_exact(&mut chunk).expect("a whole chunk before the timeout");
-        body.push_str(std::str::from_utf8(&chunk[..size]).expect("the stream is UTF-8"));
-    }
-}
-
-/// Opens a stream read at the byte level; returns the reader positioned at the body.
-fn open_raw(addr: SocketAddr, task_id: &str) -> BufReader<std::net::TcpStream> {
-    let mut socket = connect(addr);
-    let text = format!("GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    socket.write_all(text.as_bytes()).unwrap();
-    let mut reader = BufReader::new(socket);
-    let (status, headers) = sse_progress::client::read_head(&mut reader).unwrap();
-    assert_eq!(status, 200);
-    assert!(headers.contains(&("transfer-encoding".into(), "chunked".into())), "{headers:?}");
-    reader
+/// Opens a stream read at the byte level, checked to be chunked, and reads through its snapshot.
+fn open_raw(addr: SocketAddr, task_id: &str) -> RawStream {
+    let raw = RawStream::follow(addr, task_id);
+    assert!(raw.chunked, "{:?}", raw.head);
+    raw
 }
 
 /// Checks that every line of a raw stream body is one of the fields the server writes, that
 /// nothing forged appears, and that every `data:` line is a whole JSON value; returns the
 /// number of `progress` events.
-fn check_lines(body: &str) -> usize {
+fn check_lines(body: &[u8]) -> usize {
+    let body = std::str::from_utf8(body).expect("the stream is UTF-8");
     let mut progress = 0;
     for line in body.split('\n') {
         assert!(!line.contains('\r'), "no CR inside a line: {line:?}");
@@ -84,16 +60,15 @@ fn check_lines(body: &str) -> usize {
 fn line_breaks_in_stage_and_message_arrive_intact_in_one_event() {
     // Shows one progress event per PATCH, whose JSON holds the exact text, and no forged lines.
     let server = start_default();
-    let created = call(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "inj"}));
+    let created = publish(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "inj"}));
     assert_eq!(created["eventId"], 1);
     let (mut stream, _) = follow(server.addr, "inj");
     let mut raw = open_raw(server.addr, "inj");
-    let mut raw_body = String::new();
-    read_raw_until(&mut raw, &mut raw_body, "id: 1\n");
+    raw.wait_for(0, "id: 1\n");
 
     for (i, (stage, message)) in PAYLOADS.iter().enumerate() {
         let body = json!({"progress": i as f64, "stage": stage, "message": message});
-        let answer = call(server.addr, "PATCH", "/api/brand-monitor/tasks/inj", body);
+        let answer = publish(server.addr, "PATCH", "/api/brand-monitor/tasks/inj", body);
         assert_eq!((answer["stage"].as_str(), answer["message"].as_str()), (Some(*stage), Some(*message)));
         let id = i as u64 + 2;
         let event = stream.next().expect("one event for the PATCH");
@@ -105,14 +80,14 @@ fn line_breaks_in_stage_and_message_arrive_intact_in_one_event() {
     }
     // A plain change right after: the next event is its own, so no PATCH made two events.
     let sentinel_id = PAYLOADS.len() as u64 + 2;
-    call(server.addr, "PATCH", "/api/brand-monitor/tasks/inj", json!({"stage": "sentinel"}));
+    publish(server.addr, "PATCH", "/api/brand-monitor/tasks/inj", json!({"stage": "sentinel"}));
     let event = stream.next().unwrap();
     assert_eq!(event.id, Some(sentinel_id.to_string()), "{event:?}");
     assert!(event.data.contains("\"sentinel\""));
 
-    read_raw_until(&mut raw, &mut raw_body, &format!("id: {sentinel_id}\n"));
-    read_raw_until(&mut raw, &mut raw_body, "\"sentinel\"");
-    assert_eq!(check_lines(&raw_body), PAYLOADS.len() + 2, "snapshot, one per PATCH, sentinel");
+    raw.wait_for(0, &format!("id: {sentinel_id}\n"));
+    raw.wait_for(0, "\"sentinel\"");
+    assert_eq!(check_lines(&raw.body), PAYLOADS.len() + 2, "snapshot, one per PATCH, sentinel");
 }
 
 #[test]
@@ -121,26 +96,25 @@ fn line_breaks_in_a_new_task_a_result_and_an_error_cannot_forge_events() {
     let server = start_default();
     let (stage, message) = PAYLOADS[1];
     let body = json!({"taskId": "made", "stage": stage, "message": message});
-    call(server.addr, "POST", "/api/brand-monitor/tasks", body);
+    publish(server.addr, "POST", "/api/brand-monitor/tasks", body);
     let mut raw = open_raw(server.addr, "made");
-    let mut raw_body = String::new();
-    read_raw_until(&mut raw, &mut raw_body, "id: 1\n");
+    raw.wait_for(0, "id: 1\n");
     let (mut stream, snapshot) = follow(server.addr, "made");
     assert_eq!((snapshot["stage"].as_str(), snapshot["message"].as_str()), (Some(stage), Some(message)));
 
     let result = json!({"text": "done\n\nevent: x\ndata: evil\r\n", "list": ["\r", "\n\n"]});
-    call(server.addr, "POST", "/api/brand-monitor/tasks/made/complete", json!({"result": result}));
+    publish(server.addr, "POST", "/api/brand-monitor/tasks/made/complete", json!({"result": result}));
     let event = stream.next().unwrap();
     let task: Value = serde_json::from_str(&event.data).unwrap();
     assert_eq!(task["result"], result);
     assert_eq!(stream.next(), None, "the terminal snapshot was one event and ended the stream");
-    read_raw_until(&mut raw, &mut raw_body, "\"completed\"");
-    assert_eq!(check_lines(&raw_body), 2);
+    raw.wait_for(0, "\"completed\"");
+    assert_eq!(check_lines(&raw.body), 2);
 
-    call(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "failing"}));
+    publish(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "failing"}));
     let (mut stream, _) = follow(server.addr, "failing");
     let error = "rate limit\r\n\r\nevent: x\ndata: evil";
-    call(server.addr, "POST", "/api/brand-monitor/tasks/failing/fail", json!({"error": error}));
+    publish(server.addr, "POST", "/api/brand-monitor/tasks/failing/fail", json!({"error": error}));
     let event = stream.next().unwrap();
     let task: Value = serde_json::from_str(&event.data).unwrap();
     let shown = task["error"].as_str().expect("an error text");
@@ -153,9 +127,9 @@ fn line_breaks_in_a_new_task_a_result_and_an_error_cannot_forge_events() {
 fn line_breaks_in_the_stage_cannot_forge_headers_of_head() {
     // Shows that X-Task-Stage is percent-encoded: a CRLF in the stage adds no header.
     let server = start_default();
-    call(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "hdr"}));
+    publish(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "hdr"}));
     let stage = "a\r\nX-Evil: 1\r\n\r\nbody";
-    call(server.addr, "PATCH", "/api/brand-monitor/tasks/hdr", json!({"stage": stage}));
+    publish(server.addr, "PATCH", "/api/brand-monitor/tasks/hdr", json!({"stage": stage}));
     let text = raw_exchange(
         server.addr,
         b"HEAD /api/brand-monitor/progress/hdr HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",

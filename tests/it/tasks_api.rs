@@ -1,9 +1,7 @@
 //! The producer API of API.md over real TCP: every route, every documented error, the task JSON
 //! field for field, and the rules of the task model (monotonic progress, terminal states, ids).
-mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,21 +9,8 @@ use serde_json::{Value, json};
 use sse_progress::Config;
 use sse_progress::client::Reply;
 use sse_progress::internals::now_ms;
-use support::*;
 
-/// A test server without the per-client connection rate limit: these tests open one connection
-/// per request, many more than 50 a second, all from 127.0.0.1.
-fn start(config: Config) -> TestServer {
-    start_server(Config { connect_rate_per_client: 0, ..config })
-}
-
-/// [`start`] with the default settings and two executor threads.
-fn start_plain() -> TestServer {
-    start(Config { threads: 2, ..Config::default() })
-}
-
-const TASKS: &str = "/api/brand-monitor/tasks";
-const PROGRESS: &str = "/api/brand-monitor/progress";
+use crate::support::*;
 
 /// The fields of the task JSON, exactly (API.md, "The task model").
 const TASK_FIELDS: [&str; 11] = [
@@ -42,64 +27,24 @@ const TASK_FIELDS: [&str; 11] = [
     "eventId",
 ];
 
-fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    request(addr, "POST", path, &[], Some(body))
-}
-
+/// `PATCH /tasks/{id}` with the body text `body`; the reply, whatever its status.
 fn patch(addr: SocketAddr, id: &str, body: &str) -> Reply {
     request(addr, "PATCH", &format!("{TASKS}/{id}"), &[], Some(body))
 }
 
+/// `GET path`; the reply, whatever its status.
 fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, &[], None)
 }
 
-fn json_of(reply: &Reply) -> Value {
-    serde_json::from_slice(&reply.body).unwrap_or_else(|e| panic!("a JSON body ({e}): {:?}", reply.text()))
-}
-
-/// A successful task answer: the status, a JSON content type, the task JSON.
-fn task_of(reply: &Reply, status: u16) -> Value {
-    assert_eq!(reply.status, status, "{}", reply.text());
-    let content_type = reply.header("content-type").unwrap_or("");
-    assert!(content_type.starts_with("application/json"), "Content-Type {content_type:?}");
-    json_of(reply)
-}
-
-/// Creates task `id` over HTTP and returns its JSON.
-fn create(addr: SocketAddr, id: &str) -> Value {
-    task_of(&post(addr, TASKS, &json!({ "taskId": id }).to_string()), 201)
-}
-
-/// The current JSON of task `id` (GET one).
-fn current(addr: SocketAddr, id: &str) -> Value {
-    task_of(&get(addr, &format!("{TASKS}/{id}")), 200)
-}
-
+/// The task's progress, a number.
 fn progress_of(task: &Value) -> f64 {
     task["progress"].as_f64().unwrap_or_else(|| panic!("progress is a number: {task}"))
 }
 
+/// The task's event id, a whole number.
 fn event_id_of(task: &Value) -> u64 {
     task["eventId"].as_u64().unwrap_or_else(|| panic!("eventId is a whole number: {task}"))
-}
-
-/// Asserts the error shape of API.md, `{"error": {"code", "message"}}` and nothing else, with a
-/// JSON content type; returns the message.
-fn assert_error(reply: &Reply, status: u16, code: &str) -> String {
-    assert_eq!(reply.status, status, "{}", reply.text());
-    let content_type = reply.header("content-type").unwrap_or("");
-    assert!(content_type.starts_with("application/json"), "Content-Type {content_type:?}");
-    let body = json_of(reply);
-    let outer: Vec<&str> = body.as_object().expect("an object").keys().map(String::as_str).collect();
-    assert_eq!(outer, ["error"], "{body}");
-    let inner: BTreeSet<&str> =
-        body["error"].as_object().expect("error is an object").keys().map(String::as_str).collect();
-    assert_eq!(inner, BTreeSet::from(["code", "message"]), "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().expect("message is a string");
-    assert!(!message.is_empty(), "{body}");
-    message.to_owned()
 }
 
 /// Returns once the wall clock (the server's as well: same host) is past `ms`, so the next
@@ -133,11 +78,11 @@ fn percent_decode(text: &str) -> Vec<u8> {
 #[test]
 fn create_answers_201_with_exactly_the_camel_case_task_fields() {
     // POST /tasks answers 201 with the task JSON: exactly the 11 camelCase fields of a new pending task.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let before = now_ms();
     let reply = post(server.addr, TASKS, r#"{"taskId":"t1","stage":"Init","message":"Starting"}"#);
     let after = now_ms();
-    let task = task_of(&reply, 201);
+    let task = json_answer(&reply, 201);
     let fields: BTreeSet<&str> = task.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(fields, BTreeSet::from(TASK_FIELDS), "{task}");
     let table: &[(&str, Value)] = &[
@@ -163,10 +108,10 @@ fn create_answers_201_with_exactly_the_camel_case_task_fields() {
 #[test]
 fn create_without_a_task_id_makes_distinct_hex_ids_of_at_least_128_bits() {
     // Without taskId the server makes the id: at least 32 hex digits (128 bits), new every time.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let mut seen = BTreeSet::new();
     for body in ["{}", r#"{"stage":"Queued"}"#, "", "  "] {
-        let task = task_of(&post(server.addr, TASKS, body), 201);
+        let task = json_answer(&post(server.addr, TASKS, body), 201);
         let id = task["taskId"].as_str().expect("a string id").to_owned();
         assert!(id.len() >= 32, "{id:?} is at least 32 hex digits");
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id:?} is hex");
@@ -178,9 +123,9 @@ fn create_without_a_task_id_makes_distinct_hex_ids_of_at_least_128_bits() {
 #[test]
 fn creating_an_existing_id_is_409_task_exists() {
     // A second create with the same id answers 409 task_exists and leaves the first task as it was.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "dup");
-    task_of(&patch(server.addr, "dup", r#"{"progress":20}"#), 200);
+    json_answer(&patch(server.addr, "dup", r#"{"progress":20}"#), 200);
     let reply = post(server.addr, TASKS, r#"{"taskId":"dup","stage":"again"}"#);
     assert_error(&reply, 409, "task_exists");
     let task = current(server.addr, "dup");
@@ -191,7 +136,7 @@ fn creating_an_existing_id_is_409_task_exists() {
 fn patch_answers_200_and_each_change_grows_event_id_by_one() {
     // PATCH answers 200 with the task; progress moves pending to running, status may go back
     // to pending, and every change adds exactly 1 to eventId.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "p1");
     // (body, status after, progress after, stage after)
     let steps: &[(&str, &str, f64, &str)] = &[
@@ -203,7 +148,7 @@ fn patch_answers_200_and_each_change_grows_event_id_by_one() {
     ];
     let mut last_updated = 0;
     for (i, (body, status, progress, stage)) in steps.iter().enumerate() {
-        let task = task_of(&patch(server.addr, "p1", body), 200);
+        let task = json_answer(&patch(server.addr, "p1", body), 200);
         assert_eq!(task["status"], *status, "after {body}: {task}");
         assert_eq!(progress_of(&task), *progress, "after {body}: {task}");
         assert_eq!(task["stage"], *stage, "after {body}: {task}");
@@ -219,13 +164,13 @@ fn patch_answers_200_and_each_change_grows_event_id_by_one() {
 #[test]
 fn the_estimate_is_null_until_there_is_a_rate() {
     // estimatedTimeRemaining is null for a new task and after the first running point, a number once progress has a rate.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let created = create(server.addr, "eta");
     assert_eq!(created["estimatedTimeRemaining"], Value::Null);
-    let first = task_of(&patch(server.addr, "eta", r#"{"progress":10}"#), 200);
+    let first = json_answer(&patch(server.addr, "eta", r#"{"progress":10}"#), 200);
     assert_eq!(first["estimatedTimeRemaining"], Value::Null, "{first}");
     wait_for_clock_past(first["updatedAt"].as_u64().unwrap());
-    let second = task_of(&patch(server.addr, "eta", r#"{"progress":20}"#), 200);
+    let second = json_answer(&patch(server.addr, "eta", r#"{"progress":20}"#), 200);
     let eta = second["estimatedTimeRemaining"].as_f64();
     assert!(eta.is_some_and(|s| s >= 0.0), "a number of seconds: {second}");
 }
@@ -234,7 +179,7 @@ fn the_estimate_is_null_until_there_is_a_rate() {
 fn invalid_fields_are_422_naming_the_field() {
     // A wrong type, a progress outside 0..100, a string over its limit, or a finishing status in
     // PATCH answers 422 with the field named, and changes nothing.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "v");
     let long = |n: usize| "x".repeat(n);
     // (case, method, path, body, field named in the message)
@@ -294,7 +239,7 @@ fn invalid_fields_are_422_naming_the_field() {
 fn unknown_fields_are_422_without_echoing_their_name() {
     // An unknown field answers 422 invalid_field with a fixed sentence naming the known fields of
     // that body, never the name that was sent, and changes nothing.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "u");
     let cases: &[(&str, &str, &str, &str)] = &[
         ("PATCH", "u", r#"{"colour":"red"}"#, "progress, stage, message, status, reset"),
@@ -321,12 +266,12 @@ fn unknown_fields_are_422_without_echoing_their_name() {
 fn negative_zero_progress_is_zero() {
     // `-0.0` (and `-0`) is a progress within 0..100 that is stored and shown as 0, never `-0.0`,
     // in the answer, GET, the stream and HEAD.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "z");
     for body in [r#"{"progress": -0.0}"#, r#"{"progress": -0}"#, r#"{"progress": -0e5, "reset": true}"#] {
         let reply = patch(server.addr, "z", body);
         assert!(!reply.text().contains("-0"), "{body}: {}", reply.text());
-        let task = task_of(&reply, 200);
+        let task = json_answer(&reply, 200);
         let progress = progress_of(&task);
         assert!(progress == 0.0 && progress.is_sign_positive(), "{body}: {task}");
     }
@@ -343,18 +288,17 @@ fn negative_zero_progress_is_zero() {
 fn tracker_503s_carry_retry_after() {
     // A server holding as many tasks as it may answers creation 503 too_many_tasks with a
     // Retry-After of whole seconds, as every 503 of the producer API does.
-    let server = start(Config { max_tasks: 1, threads: 2, ..Config::default() });
+    let server = start_unthrottled(Config { max_tasks: 1, threads: 2, ..Config::default() });
     create(server.addr, "only");
     let reply = post(server.addr, TASKS, r#"{"taskId":"second"}"#);
     assert_error(&reply, 503, "too_many_tasks");
-    let retry = reply.header("retry-after").expect("a Retry-After");
-    assert!(retry.parse::<u32>().is_ok_and(|s| s > 0), "Retry-After {retry:?}");
+    assert_retry_after(&reply);
 }
 
 #[test]
 fn values_at_their_limits_are_accepted() {
     // The limits are inclusive and in bytes: progress 0 and 100, a 256-byte stage, a 4096-byte message.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "edge");
     let cases: Vec<(&str, String)> = vec![
         ("progress 0", r#"{"progress":0}"#.into()),
@@ -368,7 +312,7 @@ fn values_at_their_limits_are_accepted() {
         assert_eq!(reply.status, 200, "{case}: {}", reply.text());
     }
     let body = json!({ "taskId": "edge2", "stage": "s".repeat(256), "message": "m".repeat(4096) });
-    let task = task_of(&post(server.addr, TASKS, &body.to_string()), 201);
+    let task = json_answer(&post(server.addr, TASKS, &body.to_string()), 201);
     assert_eq!(task["stage"].as_str().map(str::len), Some(256));
     assert_eq!(task["message"].as_str().map(str::len), Some(4096));
 }
@@ -376,7 +320,7 @@ fn values_at_their_limits_are_accepted() {
 #[test]
 fn progress_never_moves_backwards_while_running_unless_reset() {
     // A lower progress on a running task keeps the higher one; `"reset": true` lets it go back.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "mono");
     // (body, progress after)
     let steps: &[(&str, f64)] = &[
@@ -389,7 +333,7 @@ fn progress_never_moves_backwards_while_running_unless_reset() {
         (r#"{"progress":15}"#, 15.0),
     ];
     for (body, expected) in steps {
-        let task = task_of(&patch(server.addr, "mono", body), 200);
+        let task = json_answer(&patch(server.addr, "mono", body), 200);
         assert_eq!(progress_of(&task), *expected, "after {body}: {task}");
         assert_eq!(task["status"], "running", "after {body}");
     }
@@ -399,7 +343,7 @@ fn progress_never_moves_backwards_while_running_unless_reset() {
 #[test]
 fn complete_sets_progress_100_the_estimate_0_and_the_result() {
     // complete answers 200: status completed, progress 100, estimatedTimeRemaining 0, result as sent (any JSON).
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let results: &[(&str, Value)] = &[
         ("object", json!({"results": "Analysis complete", "mentions": [1, 2, {"a": null}]})),
         ("array", json!([1, "two", 3.5])),
@@ -410,9 +354,9 @@ fn complete_sets_progress_100_the_estimate_0_and_the_result() {
     for (i, (case, result)) in results.iter().enumerate() {
         let id = format!("c{i}");
         create(server.addr, &id);
-        task_of(&patch(server.addr, &id, r#"{"progress":30}"#), 200);
+        json_answer(&patch(server.addr, &id, r#"{"progress":30}"#), 200);
         let body = json!({ "result": result }).to_string();
-        let task = task_of(&post(server.addr, &format!("{TASKS}/{id}/complete"), &body), 200);
+        let task = json_answer(&post(server.addr, &format!("{TASKS}/{id}/complete"), &body), 200);
         assert_eq!(task["status"], "completed", "{case}");
         assert_eq!(progress_of(&task), 100.0, "{case}");
         assert_eq!(task["estimatedTimeRemaining"].as_f64(), Some(0.0), "{case}: {task}");
@@ -426,11 +370,11 @@ fn complete_sets_progress_100_the_estimate_0_and_the_result() {
 #[test]
 fn fail_keeps_the_progress_and_sanitizes_the_error() {
     // fail answers 200: status failed, progress kept, error text without control characters.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "f1");
-    task_of(&patch(server.addr, "f1", r#"{"progress":37.5}"#), 200);
+    json_answer(&patch(server.addr, "f1", r#"{"progress":37.5}"#), 200);
     let body = json!({ "error": "rate\r\nlimit\u{7} exceeded\u{1b}[31m\ttab\u{0}end\u{85}" }).to_string();
-    let task = task_of(&post(server.addr, &format!("{TASKS}/f1/fail"), &body), 200);
+    let task = json_answer(&post(server.addr, &format!("{TASKS}/f1/fail"), &body), 200);
     assert_eq!(task["status"], "failed");
     assert_eq!(progress_of(&task), 37.5, "fail keeps the progress reached");
     assert_eq!(task["result"], Value::Null);
@@ -445,7 +389,7 @@ fn fail_keeps_the_progress_and_sanitizes_the_error() {
 #[test]
 fn a_long_failure_text_is_kept_within_4096_bytes() {
     // The stored error is at most 4096 bytes: a longer text is cut (200) or refused naming `error` (422).
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "f2");
     let body = json!({ "error": "é".repeat(3000) }).to_string();
     let reply = post(server.addr, &format!("{TASKS}/f2/fail"), &body);
@@ -453,7 +397,7 @@ fn a_long_failure_text_is_kept_within_4096_bytes() {
         assert!(assert_error(&reply, 422, "invalid_field").contains("error"));
         return;
     }
-    let task = task_of(&reply, 200);
+    let task = json_answer(&reply, 200);
     let error = task["error"].as_str().expect("error is a string");
     assert!(error.len() <= 4096 && !error.is_empty(), "{} bytes", error.len());
 }
@@ -461,15 +405,15 @@ fn a_long_failure_text_is_kept_within_4096_bytes() {
 #[test]
 fn every_finished_task_reports_0_seconds_remaining() {
     // API.md: estimatedTimeRemaining is "0 when finished"; completed and failed tasks are both finished.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let finishers = [("complete", r#"{"result":1}"#), ("fail", r#"{"error":"boom"}"#)];
     for (finish, body) in finishers {
         let id = format!("eta-{finish}");
         create(server.addr, &id);
-        let first = task_of(&patch(server.addr, &id, r#"{"progress":10}"#), 200);
+        let first = json_answer(&patch(server.addr, &id, r#"{"progress":10}"#), 200);
         wait_for_clock_past(first["updatedAt"].as_u64().unwrap());
-        task_of(&patch(server.addr, &id, r#"{"progress":20}"#), 200);
-        let task = task_of(&post(server.addr, &format!("{TASKS}/{id}/{finish}"), body), 200);
+        json_answer(&patch(server.addr, &id, r#"{"progress":20}"#), 200);
+        let task = json_answer(&post(server.addr, &format!("{TASKS}/{id}/{finish}"), body), 200);
         assert_eq!(task["estimatedTimeRemaining"].as_f64(), Some(0.0), "after {finish}: {task}");
     }
 }
@@ -477,7 +421,7 @@ fn every_finished_task_reports_0_seconds_remaining() {
 #[test]
 fn changes_after_a_terminal_state_are_409_task_finished() {
     // After complete or fail, PATCH, complete and fail all answer 409 task_finished and change nothing.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let finishers = [("complete", r#"{"result":{"ok":true}}"#), ("fail", r#"{"error":"boom"}"#)];
     // (method, path suffix, body)
     let later: &[(&str, &str, &str)] = &[
@@ -490,7 +434,7 @@ fn changes_after_a_terminal_state_are_409_task_finished() {
     for (finish, body) in finishers {
         let id = format!("done-{finish}");
         create(server.addr, &id);
-        let finished = task_of(&post(server.addr, &format!("{TASKS}/{id}/{finish}"), body), 200);
+        let finished = json_answer(&post(server.addr, &format!("{TASKS}/{id}/{finish}"), body), 200);
         for (method, suffix, body) in later {
             let reply = request(server.addr, method, &format!("{TASKS}/{id}{suffix}"), &[], Some(body));
             assert_error(&reply, 409, "task_finished");
@@ -502,7 +446,7 @@ fn changes_after_a_terminal_state_are_409_task_finished() {
 #[test]
 fn unknown_tasks_are_404_task_not_found_on_every_route() {
     // Every route that names a task answers 404 task_not_found for an id nobody created.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let cases: &[(&str, &str, Option<&str>)] = &[
         ("GET", "/api/brand-monitor/tasks/ghost", None),
         ("PATCH", "/api/brand-monitor/tasks/ghost", Some(r#"{"progress":1}"#)),
@@ -521,8 +465,8 @@ fn unknown_tasks_are_404_task_not_found_on_every_route() {
 #[test]
 fn the_list_is_newest_first() {
     // GET /tasks answers {"tasks": [...]} with full task objects, the newest created first.
-    let server = start_plain();
-    let empty = task_of(&get(server.addr, TASKS), 200);
+    let server = start_unthrottled_default();
+    let empty = json_answer(&get(server.addr, TASKS), 200);
     assert_eq!(empty, json!({ "tasks": [] }));
     // Ids in alphabetical order, created oldest first: a tie-break by id would list them reversed.
     let ids = ["a-old", "b-mid", "c-new"];
@@ -530,8 +474,8 @@ fn the_list_is_newest_first() {
         let task = create(server.addr, id);
         wait_for_clock_past(task["createdAt"].as_u64().unwrap());
     }
-    task_of(&patch(server.addr, "a-old", r#"{"progress":99}"#), 200);
-    let list = task_of(&get(server.addr, TASKS), 200);
+    json_answer(&patch(server.addr, "a-old", r#"{"progress":99}"#), 200);
+    let list = json_answer(&get(server.addr, TASKS), 200);
     let keys: Vec<&str> = list.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["tasks"]);
     let tasks = list["tasks"].as_array().expect("tasks is an array");
@@ -547,18 +491,18 @@ fn the_list_is_newest_first() {
 #[test]
 fn the_list_holds_at_most_1000_tasks() {
     // GET /tasks lists at most 1000 tasks, even when more are held.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     for i in 0..1005 {
         server.tracker.create_task(&format!("bulk-{i}"), "").unwrap();
     }
-    let list = task_of(&get(server.addr, TASKS), 200);
+    let list = json_answer(&get(server.addr, TASKS), 200);
     assert_eq!(list["tasks"].as_array().map(Vec::len), Some(1000));
 }
 
 #[test]
 fn delete_answers_204_ends_open_streams_and_the_task_is_gone() {
     // DELETE answers 204 without a body; open streams get event: error task_deleted and end; later calls are 404.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "del");
     let (mut stream, _) = follow(server.addr, "del");
     let reply = request(server.addr, "DELETE", &format!("{TASKS}/del"), &[], None);
@@ -572,7 +516,7 @@ fn delete_answers_204_ends_open_streams_and_the_task_is_gone() {
     assert_error(&get(server.addr, &format!("{TASKS}/del")), 404, "task_not_found");
     assert_error(&request(server.addr, "DELETE", &format!("{TASKS}/del"), &[], None), 404, "task_not_found");
     assert_eq!(request(server.addr, "HEAD", &format!("{PROGRESS}/del"), &[], None).status, 404);
-    assert_eq!(task_of(&get(server.addr, TASKS), 200), json!({ "tasks": [] }));
+    assert_eq!(json_answer(&get(server.addr, TASKS), 200), json!({ "tasks": [] }));
     create(server.addr, "del");
 }
 
@@ -580,7 +524,7 @@ fn delete_answers_204_ends_open_streams_and_the_task_is_gone() {
 fn invalid_task_ids_are_400_invalid_task_id_on_every_route() {
     // Ids outside 1-128 of A-Za-z0-9_-. (or starting with `.`, or percent-encoded) answer 400
     // invalid_task_id on every route, HEAD included; nothing is decoded.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     // A task named like the decoded form must not be reached through the encoded one.
     create(server.addr, "a.b");
     let long = "x".repeat(129);
@@ -613,21 +557,21 @@ fn invalid_task_ids_are_400_invalid_task_id_on_every_route() {
     }
     let task = current(server.addr, "a.b");
     assert_eq!(event_id_of(&task), 1, "the real task was not touched: {task}");
-    assert_eq!(task_of(&get(server.addr, TASKS), 200)["tasks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(json_answer(&get(server.addr, TASKS), 200)["tasks"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
 fn task_ids_of_128_allowed_characters_work_on_every_route() {
     // The longest id (128 chars of every allowed kind) works everywhere.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let id = format!("A_b.c-9{}", "z".repeat(121));
     assert_eq!(id.len(), 128);
     assert_eq!(create(server.addr, &id)["taskId"], id.as_str());
-    task_of(&patch(server.addr, &id, r#"{"progress":5}"#), 200);
+    json_answer(&patch(server.addr, &id, r#"{"progress":5}"#), 200);
     assert_eq!(request(server.addr, "HEAD", &format!("{PROGRESS}/{id}"), &[], None).status, 200);
     let (_stream, snapshot) = follow(server.addr, &id);
     assert_eq!(snapshot["taskId"], id.as_str());
-    task_of(&post(server.addr, &format!("{TASKS}/{id}/complete"), "{}"), 200);
+    json_answer(&post(server.addr, &format!("{TASKS}/{id}/complete"), "{}"), 200);
     let reply = request(server.addr, "DELETE", &format!("{TASKS}/{id}"), &[], None);
     assert_eq!(reply.status, 204);
 }
@@ -636,7 +580,7 @@ fn task_ids_of_128_allowed_characters_work_on_every_route() {
 fn invalid_json_is_400_invalid_json_without_echoing_the_body() {
     // A body that is not JSON answers 400 invalid_json on every route that takes a body, and the
     // message does not repeat what was sent.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "j");
     let marker = "MARKER_7f3a";
     let cases: &[(&str, &str, String)] = &[
@@ -652,13 +596,9 @@ fn invalid_json_is_400_invalid_json_without_echoing_the_body() {
         let message = assert_error(&reply, 400, "invalid_json");
         assert!(!message.contains(marker), "{method} {path}: the message echoes the body: {message:?}");
     }
-    let mut stream = connect(server.addr);
     let bytes = b"PATCH /api/brand-monitor/tasks/j HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
                   Content-Type: application/json\r\nContent-Length: 4\r\n\r\n\xff\xfe{}";
-    stream.write_all(bytes).unwrap();
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out);
+    let text = raw_exchange(server.addr, bytes);
     assert!(text.starts_with("HTTP/1.1 400 "), "non-UTF-8 body: {text}");
     assert!(text.contains(r#""code":"invalid_json""#), "{text}");
     assert_eq!(event_id_of(&current(server.addr, "j")), 1, "nothing changed");
@@ -667,7 +607,7 @@ fn invalid_json_is_400_invalid_json_without_echoing_the_body() {
 #[test]
 fn a_body_of_another_media_type_is_415() {
     // Bodies must be application/json: another Content-Type answers 415 and changes nothing.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "m");
     let types = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"];
     for content_type in types {
@@ -690,23 +630,12 @@ fn a_body_of_another_media_type_is_415() {
     assert_eq!(reply.status, 201, "parameters of application/json are fine: {}", reply.text());
 }
 
-/// One request with a body and a `Content-Length` but no `Content-Type`.
-fn untyped(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
-    let text = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = connect(addr);
-    stream.write_all(text.as_bytes()).unwrap();
-    sse_progress::client::read_reply(&mut std::io::BufReader::new(stream), false).expect("a reply")
-}
-
 #[test]
 fn posts_and_patches_need_application_json_even_when_empty() {
     // Every POST and PATCH without `Content-Type: application/json` answers 415 and changes
     // nothing: no type with a body, no type and no body, an empty form post, a `+json` type.
     // The type's case and parameters do not matter; DELETE and GET need no type.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "ct");
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let merge = [("Content-Type", "application/merge-patch+json")];
@@ -718,8 +647,8 @@ fn posts_and_patches_need_application_json_even_when_empty() {
     ];
     for (method, path, body) in routes {
         let what = format!("{method} {path}");
-        assert_error(&untyped(server.addr, method, path, body), 415, "unsupported_media_type");
-        assert_error(&untyped(server.addr, method, path, ""), 415, "unsupported_media_type");
+        assert_error(&request_untyped(server.addr, method, path, &[], body), 415, "unsupported_media_type");
+        assert_error(&request_untyped(server.addr, method, path, &[], ""), 415, "unsupported_media_type");
         assert_error(&request(server.addr, method, path, &[], None), 415, "unsupported_media_type");
         assert_error(&request(server.addr, method, path, &form, Some("")), 415, "unsupported_media_type");
         assert_error(&request(server.addr, method, path, &form, Some("taskId=ct2")), 415, "unsupported_media_type");
@@ -735,24 +664,24 @@ fn posts_and_patches_need_application_json_even_when_empty() {
     let reply = request(server.addr, "PATCH", &format!("{TASKS}/ct"), &json, Some(r#"{"progress":1}"#));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let reply = request(server.addr, "POST", &format!("{TASKS}/ct/complete"), &json, None);
-    assert_eq!(task_of(&reply, 200)["result"], Value::Null, "an empty complete body is a null result");
+    assert_eq!(json_answer(&reply, 200)["result"], Value::Null, "an empty complete body is a null result");
     assert_eq!(request(server.addr, "DELETE", &format!("{TASKS}/ct"), &[], None).status, 204);
 }
 
 #[test]
 fn head_progress_gives_the_status_in_headers_and_no_body() {
     // HEAD /progress/{id} answers 200 with X-Task-* headers (the stage percent-encoded UTF-8) and no body bytes.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "h1");
     let stage = "Étape 2/3 ✓ 100%";
     let body = json!({ "progress": 12.5, "stage": stage }).to_string();
-    let task = task_of(&patch(server.addr, "h1", &body), 200);
-    let mut socket = connect(server.addr);
-    socket
-        .write_all(b"HEAD /api/brand-monitor/progress/h1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut raw = Vec::new();
-    socket.read_to_end(&mut raw).expect("the server closes after Connection: close");
+    let task = json_answer(&patch(server.addr, "h1", &body), 200);
+    let got = exchange(
+        server.addr,
+        b"HEAD /api/brand-monitor/progress/h1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    got.end.expect("the server closes after Connection: close");
+    let raw = got.bytes;
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;
     assert_eq!(&raw[end..], b"", "HEAD has no body");
     let reply = sse_progress::client::read_reply(&mut &raw[..], true).unwrap();
@@ -770,7 +699,7 @@ fn head_progress_gives_the_status_in_headers_and_no_body() {
     let updated = task["updatedAt"].as_u64().unwrap().to_string();
     assert_eq!(reply.header("x-task-updated-at"), Some(updated.as_str()));
 
-    task_of(&post(server.addr, &format!("{TASKS}/h1/complete"), "{}"), 200);
+    json_answer(&post(server.addr, &format!("{TASKS}/h1/complete"), "{}"), 200);
     let done = request(server.addr, "HEAD", &format!("{PROGRESS}/h1"), &[], None);
     assert_eq!(done.status, 200);
     assert_eq!(done.header("x-task-status"), Some("completed"));
@@ -781,16 +710,12 @@ fn head_progress_gives_the_status_in_headers_and_no_body() {
 #[test]
 fn finished_tasks_are_removed_after_the_retention() {
     // With a zero retention a finished task is soon gone (polled with a deadline); unfinished ones stay.
-    let server = start(Config { retention: Duration::ZERO, threads: 2, ..Config::default() });
+    let server = start_unthrottled(Config { retention: Duration::ZERO, threads: 2, ..Config::default() });
     create(server.addr, "gone");
     create(server.addr, "stays");
-    task_of(&patch(server.addr, "stays", r#"{"progress":1}"#), 200);
-    task_of(&post(server.addr, &format!("{TASKS}/gone/complete"), "{}"), 200);
-    let deadline = Instant::now() + TIMEOUT;
-    while get(server.addr, &format!("{TASKS}/gone")).status != 404 {
-        assert!(Instant::now() < deadline, "the finished task is still there");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    json_answer(&patch(server.addr, "stays", r#"{"progress":1}"#), 200);
+    json_answer(&post(server.addr, &format!("{TASKS}/gone/complete"), "{}"), 200);
+    wait_until("the finished task to go", || get(server.addr, &format!("{TASKS}/gone")).status == 404);
     assert_error(&get(server.addr, &format!("{TASKS}/gone")), 404, "task_not_found");
     assert_eq!(current(server.addr, "stays")["status"], "running");
 }

@@ -1,28 +1,21 @@
 //! A server with a publish token: every producer call needs `Authorization: Bearer <token>`
 //! (401 JSON with `WWW-Authenticate` otherwise, and nothing changes), while viewers (the stream,
 //! HEAD, health) need no token.
-mod support;
 
-use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
 
 use serde_json::Value;
 use sse_progress::Config;
 use sse_progress::client::{self, Reply};
-use support::*;
 
-/// A test server without the per-client connection rate limit: these tests open one connection
-/// per request, many more than 50 a second, all from 127.0.0.1.
-fn start(config: Config) -> TestServer {
-    start_server(Config { connect_rate_per_client: 0, ..config })
-}
+use crate::support::*;
 
 const TOKEN: &str = "s3cret";
 const RIGHT: (&str, &str) = ("Authorization", "Bearer s3cret");
-const TASKS: &str = "/api/brand-monitor/tasks";
 
+/// An unthrottled server whose producer calls need `TOKEN`.
 fn token_server() -> TestServer {
-    start(Config { publish_token: Some(TOKEN.into()), threads: 2, ..Config::default() })
+    start_unthrottled(Config { publish_token: Some(TOKEN.into()), threads: 2, ..Config::default() })
 }
 
 /// Every producer call of API.md: (method, path, body). Task `t` exists and is unfinished.
@@ -39,17 +32,10 @@ fn producer_calls() -> Vec<(&'static str, String, Option<&'static str>)> {
     ]
 }
 
-/// Asserts a 401 with the JSON error shape and a Bearer challenge.
+/// Asserts a 401 with the JSON error answer and a Bearer challenge.
 fn assert_unauthorized(reply: &Reply, what: &str) {
     assert_eq!(reply.status, 401, "{what}: {}", reply.text());
-    let content_type = reply.header("content-type").unwrap_or("");
-    assert!(content_type.starts_with("application/json"), "{what}: Content-Type {content_type:?}");
-    let body: Value = serde_json::from_slice(&reply.body).expect("a JSON error body");
-    let outer: Vec<&str> = body.as_object().expect("an object").keys().map(String::as_str).collect();
-    assert_eq!(outer, ["error"], "{what}: {body}");
-    let inner: BTreeSet<&str> = body["error"].as_object().expect("an object").keys().map(String::as_str).collect();
-    assert_eq!(inner, BTreeSet::from(["code", "message"]), "{what}: {body}");
-    assert!(body["error"]["code"].as_str().is_some_and(|c| !c.is_empty()), "{what}: {body}");
+    assert_error_shape(reply, 401);
     assert!(!reply.text().contains(TOKEN), "{what}: the token is never echoed");
     let challenge = reply.header("www-authenticate").unwrap_or_else(|| panic!("{what}: WWW-Authenticate"));
     assert!(challenge.starts_with("Bearer"), "{what}: {challenge:?}");
@@ -189,14 +175,7 @@ fn the_right_token_still_needs_application_json() {
     server.tracker.create_task("t", "Init").unwrap();
     for (method, path, body) in producer_calls().into_iter().filter(|(m, _, _)| *m == "POST" || *m == "PATCH") {
         for body in [body.unwrap_or(""), ""] {
-            let text = format!(
-                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-                 Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let mut stream = connect(server.addr);
-            stream.write_all(text.as_bytes()).unwrap();
-            let reply = client::read_reply(&mut BufReader::new(stream), false).expect("an answer");
+            let reply = request_untyped(server.addr, method, &path, &[RIGHT], body);
             assert_eq!(reply.status, 415, "{method} {path} {body:?}: {}", reply.text());
         }
     }

@@ -1,32 +1,15 @@
 //! Resuming a stream with `Last-Event-ID` (API.md, "The event stream", items 2 and 6): the
 //! snapshot is skipped only when nothing was missed, and a finished task answers 204.
-mod support;
 
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use support::*;
 
-fn create(addr: SocketAddr, task_id: &str) -> Value {
-    call(addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": task_id})))
-}
-
-fn patch(addr: SocketAddr, task_id: &str, body: Value) -> Value {
-    call(addr, "PATCH", &format!("/api/brand-monitor/tasks/{task_id}"), Some(body))
-}
-
-fn complete(addr: SocketAddr, task_id: &str) -> Value {
-    let path = format!("/api/brand-monitor/tasks/{task_id}/complete");
-    call(addr, "POST", &path, Some(json!({"result": "ok"})))
-}
+use crate::support::*;
 
 /// Opens a stream with `Last-Event-ID: last` and reads past `connected`.
 fn resume(addr: SocketAddr, task_id: &str, last: &str) -> Stream {
-    let mut stream = open_stream(addr, task_id, &[("Last-Event-ID", last)]);
-    assert_eq!(stream.status, 200, "Last-Event-ID {last:?}");
-    let connected = stream.next().expect("connected");
-    assert_eq!(connected.event, "connected");
-    stream
+    open_connected(addr, task_id, &[("Last-Event-ID", last)])
 }
 
 /// Reads the next event and checks it is `progress` with `id`; returns its task.
@@ -44,9 +27,9 @@ fn a_current_last_event_id_skips_the_snapshot() {
     // Shows that Last-Event-ID equal to the task's eventId leads straight to the next change.
     let server = start_default();
     create(server.addr, "current");
-    patch(server.addr, "current", json!({"progress": 10}));
+    update(server.addr, "current", json!({"progress": 10}));
     let mut stream = resume(server.addr, "current", "2");
-    let sent = patch(server.addr, "current", json!({"progress": 20, "stage": "next"}));
+    let sent = update(server.addr, "current", json!({"progress": 20, "stage": "next"}));
     let task = expect_progress(&mut stream, 3);
     assert_eq!(task, sent, "the first event after `connected` is the next change, not snapshot 2");
 }
@@ -56,11 +39,11 @@ fn an_older_last_event_id_gets_the_snapshot() {
     // Shows that a client behind the task gets the current snapshot first.
     let server = start_default();
     create(server.addr, "older");
-    patch(server.addr, "older", json!({"progress": 10}));
-    let current = patch(server.addr, "older", json!({"progress": 20}));
+    update(server.addr, "older", json!({"progress": 10}));
+    let current = update(server.addr, "older", json!({"progress": 20}));
     let mut stream = resume(server.addr, "older", "1");
     assert_eq!(expect_progress(&mut stream, 3), current);
-    let next = patch(server.addr, "older", json!({"progress": 30}));
+    let next = update(server.addr, "older", json!({"progress": 30}));
     assert_eq!(expect_progress(&mut stream, 4), next);
 }
 
@@ -78,10 +61,10 @@ fn a_last_event_id_that_is_not_the_current_one_gets_the_snapshot() {
 /// With the task at event 2, a stream with `Last-Event-ID: last` gets snapshot 2, then change 3.
 fn snapshot_first(addr: SocketAddr, task_id: &str, last: &str) {
     create(addr, task_id);
-    let current = patch(addr, task_id, json!({"progress": 10}));
+    let current = update(addr, task_id, json!({"progress": 10}));
     let mut stream = resume(addr, task_id, last);
     // A change after the open makes a skipped snapshot show as id 3 instead of a timeout.
-    let next = patch(addr, task_id, json!({"progress": 20}));
+    let next = update(addr, task_id, json!({"progress": 20}));
     assert_eq!(expect_progress(&mut stream, 2), current, "Last-Event-ID {last:?} must not skip the snapshot");
     assert_eq!(expect_progress(&mut stream, 3), next);
 }
@@ -100,8 +83,8 @@ fn the_terminal_last_event_id_of_a_finished_task_gets_204() {
     // Shows 204 No Content without a body or stream headers, so EventSource stops reconnecting.
     let server = start_default();
     create(server.addr, "over");
-    patch(server.addr, "over", json!({"progress": 50}));
-    let done = complete(server.addr, "over");
+    update(server.addr, "over", json!({"progress": 50}));
+    let done = complete(server.addr, "over", json!("ok"));
     assert_eq!(done["eventId"], 3);
     let text = raw_exchange(
         server.addr,
@@ -125,7 +108,7 @@ fn a_204_leaves_a_kept_alive_connection_usable() {
     // Shows that the 204 is framed so the same connection can carry the next request.
     let server = start_default();
     create(server.addr, "framed");
-    complete(server.addr, "framed");
+    complete(server.addr, "framed", json!("ok"));
     let mut socket = connect(server.addr);
     let two = "GET /api/brand-monitor/progress/framed HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 2\r\n\r\n\
                GET /api/brand-monitor/tasks/framed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
@@ -145,8 +128,8 @@ fn a_viewer_that_reconnects_mid_task_gets_what_it_missed_as_one_snapshot() {
     let server = start_default();
     create(server.addr, "mid");
     let (mut stream, _) = follow(server.addr, "mid");
-    patch(server.addr, "mid", json!({"progress": 10, "stage": "one"}));
-    patch(server.addr, "mid", json!({"progress": 20, "stage": "two"}));
+    update(server.addr, "mid", json!({"progress": 10, "stage": "one"}));
+    update(server.addr, "mid", json!({"progress": 20, "stage": "two"}));
     expect_progress(&mut stream, 2);
     let seen = stream.next().expect("event 3");
     let last_id = seen.id.expect("progress events carry an id");
@@ -154,7 +137,7 @@ fn a_viewer_that_reconnects_mid_task_gets_what_it_missed_as_one_snapshot() {
     drop(stream);
 
     for (progress, stage) in [(30, "three"), (40, "four"), (50, "five")] {
-        patch(server.addr, "mid", json!({"progress": progress, "stage": stage, "message": stage}));
+        update(server.addr, "mid", json!({"progress": progress, "stage": stage, "message": stage}));
     }
     let current = call(server.addr, "GET", "/api/brand-monitor/tasks/mid", None);
     let mut stream = resume(server.addr, "mid", &last_id);
@@ -162,9 +145,9 @@ fn a_viewer_that_reconnects_mid_task_gets_what_it_missed_as_one_snapshot() {
     assert_eq!(snapshot, current);
     assert_eq!((snapshot["stage"].as_str(), snapshot["progress"].as_f64()), (Some("five"), Some(50.0)));
 
-    let next = patch(server.addr, "mid", json!({"progress": 60}));
+    let next = update(server.addr, "mid", json!({"progress": 60}));
     assert_eq!(expect_progress(&mut stream, 7), next, "then the stream is live again");
-    let done = complete(server.addr, "mid");
+    let done = complete(server.addr, "mid", json!("ok"));
     assert_eq!(expect_progress(&mut stream, 8), done);
     assert_eq!(stream.next(), None);
 }

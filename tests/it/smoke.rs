@@ -1,7 +1,6 @@
 //! A first end-to-end look: create a task over HTTP, watch it, update it, complete it.
-mod support;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn a_stream_follows_a_task_to_its_end() {

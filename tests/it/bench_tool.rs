@@ -1,20 +1,15 @@
 //! The `bench` load tool against a real server: it holds the streams, counts every delivery and
 //! reports the figures as one JSON line.
-mod support;
 
 use std::fmt::Display;
 use std::process::{Command, Output};
 
+use crate::support::*;
 use sse_progress::Config;
-use support::*;
 
 /// Runs `sse-progress bench --url http://ADDR ARGS...` and waits for it.
 fn bench(addr: impl Display, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sse-progress"))
-        .args(["bench", "--url", &format!("http://{addr}")])
-        .args(args)
-        .output()
-        .expect("bench runs")
+    Command::new(BIN).args(["bench", "--url", &format!("http://{addr}")]).args(args).output().expect("bench runs")
 }
 
 #[test]

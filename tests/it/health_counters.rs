@@ -1,7 +1,6 @@
 //! `GET /api/brand-monitor/health` and `GET /metrics`: the documented fields, the connection
 //! counters following real streams as they open and close, task counts by status, and the
 //! Prometheus text agreeing with the JSON.
-mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,43 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sse_progress::{Config, TaskUpdate};
-use support::*;
 
-/// A test server without the per-client connection rate limit: these tests open one connection
-/// per request, many more than 50 a second, all from 127.0.0.1.
-fn start(config: Config) -> TestServer {
-    start_server(Config { connect_rate_per_client: 0, ..config })
-}
+use crate::support::*;
 
-/// [`start`] with the default settings and two executor threads.
-fn start_plain() -> TestServer {
-    start(Config { threads: 2, ..Config::default() })
-}
-
-const HEALTH: &str = "/api/brand-monitor/health";
-const TASKS: &str = "/api/brand-monitor/tasks";
-
-fn health(addr: SocketAddr) -> Value {
-    let reply = request(addr, "GET", HEALTH, &[], None);
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let content_type = reply.header("content-type").unwrap_or("");
-    assert!(content_type.starts_with("application/json"), "Content-Type {content_type:?}");
-    serde_json::from_slice(&reply.body).expect("health is JSON")
-}
-
-/// Polls health until `condition` holds (a short pause between polls), failing after TIMEOUT.
-fn wait_for_health(addr: SocketAddr, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let h = health(addr);
-        if condition(&h) {
-            return h;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {h}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
+/// The whole number `field` of `h`.
 fn count(h: &Value, field: &str) -> u64 {
     h[field].as_u64().unwrap_or_else(|| panic!("{field} is a whole number: {h}"))
 }
@@ -55,19 +21,16 @@ fn health_sum(h: &Value) -> u64 {
     ["healthy", "unhealthy", "stale"].iter().map(|k| h["connectionHealth"][k].as_u64().expect(k)).sum()
 }
 
+/// One request that must answer `status`.
 fn send(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, status: u16) {
     let reply = request(addr, method, path, &[], body);
     assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
 }
 
-fn create(addr: SocketAddr, id: &str) {
-    send(addr, "POST", TASKS, Some(&json!({ "taskId": id }).to_string()), 201);
-}
-
 #[test]
 fn a_fresh_server_reports_every_documented_field() {
     // A new server is healthy with zero connections and tasks, and every field of API.md has its JSON type.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     let h = health(server.addr);
     assert_eq!(h["status"], "healthy", "{h}");
     assert!(h["uptimeSeconds"].as_f64().is_some_and(|s| s >= 0.0), "{h}");
@@ -93,7 +56,7 @@ fn a_fresh_server_reports_every_documented_field() {
 #[test]
 fn total_connections_counts_every_stream_opened_and_nothing_else() {
     // Each stream opened adds one to totalConnections, closed or not; other requests and refused streams add nothing.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "t");
     let mut streams = Vec::new();
     for n in 1..=3 {
@@ -117,7 +80,7 @@ fn total_connections_counts_every_stream_opened_and_nothing_else() {
 fn active_connections_follow_streams_as_they_open_and_close() {
     // activeConnections rises with each open stream and falls when a client leaves or the task ends;
     // connectionHealth always sums to it.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "a");
     create(server.addr, "b");
     let (first, _) = follow(server.addr, "a");
@@ -150,7 +113,7 @@ fn active_connections_follow_streams_as_they_open_and_close() {
 #[test]
 fn tasks_are_counted_by_status() {
     // tasks.total and the counts by status follow creation, updates, complete, fail and delete.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     for id in ["p1", "p2", "r1", "r2", "c1", "f1"] {
         create(server.addr, id);
     }
@@ -180,7 +143,7 @@ fn task_counts_stay_right_across_every_change_and_expiry() {
     // The running counts by status follow create, update (both ways between pending and running),
     // complete, fail, delete, refused changes and the expiry of finished tasks (retention 0): at
     // every step they add up, and they end where the remaining tasks are.
-    let server = start(Config { retention: Duration::ZERO, threads: 2, ..Config::default() });
+    let server = start_unthrottled(Config { retention: Duration::ZERO, threads: 2, ..Config::default() });
     let counts = |total, pending, running| json!({"total": total, "pending": pending, "running": running, "completed": 0, "failed": 0});
     for id in ["p1", "p2", "r1", "c1", "f1"] {
         create(server.addr, id);
@@ -217,7 +180,7 @@ fn task_counts_stay_right_across_every_change_and_expiry() {
 #[test]
 fn average_connection_time_covers_the_streams_that_ended() {
     // averageConnectionTime is 0 while no stream has ended, then the mean lifetime in ms of the ended ones.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     create(server.addr, "avg");
     let (stream, _) = follow(server.addr, "avg");
     assert_eq!(health(server.addr)["averageConnectionTime"].as_f64(), Some(0.0), "an open stream is not averaged");
@@ -251,7 +214,7 @@ fn a_stuck_viewer_turns_unhealthy_degrades_the_status_and_is_closed() {
         threads: 2,
         ..Config::default()
     };
-    let server = start(config);
+    let server = start_unthrottled(config);
     server.tracker.create_task("flood", "").unwrap();
     let (stuck, _) = follow(server.addr, "flood");
     let deadline = Instant::now() + TIMEOUT;
@@ -297,7 +260,7 @@ fn a_stale_stream_is_closed_by_the_cleanup() {
         threads: 2,
         ..Config::default()
     };
-    let server = start(config);
+    let server = start_unthrottled(config);
     server.tracker.create_task("idle", "").unwrap();
     let (mut stream, _) = follow(server.addr, "idle");
     // The failure message shows the health figures, `stale` among them, if it is never closed.
@@ -336,7 +299,7 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 #[test]
 fn metrics_are_prometheus_text_that_agrees_with_health() {
     // GET /metrics is text/plain version 0.0.4 whose connection and task figures equal the health JSON's.
-    let server = start_plain();
+    let server = start_unthrottled_default();
     for id in ["m1", "m2", "m3"] {
         create(server.addr, id);
     }

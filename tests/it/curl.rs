@@ -1,6 +1,5 @@
 //! The stream and HEAD as the real `curl` sees them: a clean end (exit 0) after the terminal
 //! event, and the task status in headers. Skipped, with a note, when `curl` is not installed.
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -9,8 +8,10 @@ use std::sync::mpsc;
 use std::thread;
 
 use serde_json::{Value, json};
-use support::*;
 
+use crate::support::*;
+
+/// Whether `curl` is missing (then the test is skipped, with a note).
 fn curl_missing() -> bool {
     let found = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
@@ -24,14 +25,7 @@ fn curl(args: &[&str]) -> Output {
     Command::new("curl").args(args).stdin(Stdio::null()).output().expect("curl runs")
 }
 
-/// A producer call that must succeed; returns the JSON answer.
-fn call(addr: SocketAddr, method: &str, path: &str, body: Value) -> Value {
-    let body = body.to_string();
-    let reply = request(addr, method, path, &[], Some(&body));
-    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.text());
-    serde_json::from_slice(&reply.body).unwrap()
-}
-
+/// The URL of `task_id`'s stream.
 fn progress_url(addr: SocketAddr, task_id: &str) -> String {
     format!("http://{addr}/api/brand-monitor/progress/{task_id}")
 }
@@ -44,7 +38,7 @@ fn curl_follows_a_stream_to_its_clean_end() {
     }
     let server = start_default();
     let addr = server.addr;
-    call(addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "curled", "stage": "Init"}));
+    call(addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": "curled", "stage": "Init"})));
     let url = progress_url(addr, "curled");
     let mut child = Command::new("curl")
         .args(["-sN", "--max-time", "10", &url])
@@ -76,9 +70,9 @@ fn curl_follows_a_stream_to_its_clean_end() {
     let producer = thread::spawn(move || {
         for progress in [20, 40, 60, 80] {
             let body = json!({"progress": progress, "stage": format!("at {progress}")});
-            call(addr, "PATCH", "/api/brand-monitor/tasks/curled", body);
+            call(addr, "PATCH", "/api/brand-monitor/tasks/curled", Some(body));
         }
-        call(addr, "POST", "/api/brand-monitor/tasks/curled/complete", json!({"result": {"ok": true}}))
+        call(addr, "POST", "/api/brand-monitor/tasks/curled/complete", Some(json!({"result": {"ok": true}})))
     });
     while next_line().is_ok() {}
     let done = producer.join().unwrap();
@@ -103,9 +97,13 @@ fn curl_head_shows_the_task_status() {
         return;
     }
     let server = start_default();
-    call(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "headed"}));
-    let task =
-        call(server.addr, "PATCH", "/api/brand-monitor/tasks/headed", json!({"progress": 40, "stage": "Données 2/3"}));
+    call(server.addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": "headed"})));
+    let task = call(
+        server.addr,
+        "PATCH",
+        "/api/brand-monitor/tasks/headed",
+        Some(json!({"progress": 40, "stage": "Données 2/3"})),
+    );
     let out = curl(&["-sI", "--max-time", "10", &progress_url(server.addr, "headed")]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
@@ -125,7 +123,7 @@ fn curl_head_shows_the_task_status() {
     assert_eq!(header("x-task-event-id"), "2");
     assert_eq!(header("x-task-updated-at"), task["updatedAt"].to_string());
 
-    call(server.addr, "POST", "/api/brand-monitor/tasks/headed/complete", json!({}));
+    call(server.addr, "POST", "/api/brand-monitor/tasks/headed/complete", Some(json!({})));
     let out = curl(&["-sI", "--max-time", "10", &progress_url(server.addr, "headed")]);
     let text = String::from_utf8(out.stdout).unwrap().to_ascii_lowercase();
     assert!(text.contains("\nx-task-status: completed\r\n"), "{text}");
@@ -142,8 +140,8 @@ fn curl_gets_204_for_a_finished_task_it_has_seen_to_the_end() {
         return;
     }
     let server = start_default();
-    call(server.addr, "POST", "/api/brand-monitor/tasks", json!({"taskId": "seen"}));
-    let done = call(server.addr, "POST", "/api/brand-monitor/tasks/seen/complete", json!({}));
+    call(server.addr, "POST", "/api/brand-monitor/tasks", Some(json!({"taskId": "seen"})));
+    let done = call(server.addr, "POST", "/api/brand-monitor/tasks/seen/complete", Some(json!({})));
     let url = progress_url(server.addr, "seen");
     let out = curl(&["-s", "--max-time", "10", "-H", "Last-Event-ID: 2", "-w", "%{http_code}", &url]);
     assert!(out.status.success(), "{out:?}");

@@ -1,12 +1,11 @@
 //! Which hosts are answered (API.md, "Which hosts are answered"): a loopback server answers
 //! loopback names only, so a DNS-rebinding page (whose own name is in `Host`) can neither read
 //! nor change tasks; `--allowed-host` replaces the default; health and metrics answer any host.
-mod support;
 
 use std::net::SocketAddr;
 
+use crate::support::*;
 use sse_progress::Config;
-use support::*;
 
 /// The status of `method path` sent with `Host: host` (or no Host when `None`) over `version`.
 fn status_for(addr: SocketAddr, method: &str, path: &str, host: Option<&str>, version: &str) -> String {
