@@ -21,7 +21,7 @@ use crate::connections::StreamGuard;
 use crate::http::HttpError;
 use crate::http::conn::{Conn, write_now};
 use crate::http::request::{BodyKind, Method, Request};
-use crate::http::response::{Body, Piece, Pieces, Response};
+use crate::http::response::{Body, Connection, Part, Piece, Pieces, Response};
 use crate::http::router::{Route, route};
 use crate::log::Ns;
 use crate::log::debug;
@@ -168,9 +168,7 @@ async fn refuse(shared: &Arc<Shared>, conn: Conn, why: Refusal) {
                 .header("Retry-After", CONNECTIONS_RETRY_AFTER)
         }
     };
-    let mut answer = Vec::with_capacity(256);
-    response.write_to(&mut answer, false, false);
-    shared.refuse(conn, &answer).await;
+    shared.refuse(conn, &response).await;
 }
 
 /// `Retry-After` of a refusal for too many open connections: long enough for some to close.
@@ -179,7 +177,7 @@ const CONNECTIONS_RETRY_AFTER: &str = "5";
 /// Answers a request that could not be read, then closes without losing the answer.
 async fn answer_error(shared: &Shared, conn: Conn, e: HttpError) {
     if let Some(response) = e.response() {
-        write(shared, &conn, &response, false, false).await;
+        write(shared, &conn, &response, Part::Whole, Connection::Close).await;
     }
     close(shared, conn).await;
 }
@@ -207,7 +205,7 @@ enum Flow {
 
 /// Handles one request and says what the connection does next.
 async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAddr) -> Flow {
-    let head_only = request.method == Method::Head;
+    let part = if request.method == Method::Head { Part::HeadOnly } else { Part::Whole };
     let mut body_read = false;
     let mut held: Option<HeldWakes> = None;
     let route = route(request.path());
@@ -222,7 +220,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
         Some(route) if !matches!(route, Route::Health | Route::Metrics) && !shared.hosts.allows(request.host()) => {
             Response::error(403, "host_not_allowed", "This server does not answer for this host.")
         }
-        None => Response::error(404, "not_found", "No route matches this path."),
+        None => no_route(),
         Some(route) if request.method == Method::Options => {
             let response = Response::empty(204).header("Allow", route.allow());
             match &cors_headers {
@@ -240,8 +238,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
             Response::error(400, "bad_request", "A stream or status request must not have a body.")
         }
         Some(Route::Progress(id)) if request.method == Method::Get => {
-            let extra = cors_headers.as_ref().map(|h| cors::header_lines(h)).unwrap_or_default();
-            match progress::start(shared, &request, id, client, extra) {
+            match progress::start(shared, &request, id, client, cors_headers.clone().unwrap_or_default()) {
                 Ok((start, guard)) => return Flow::Stream(start, guard),
                 Err(response) => response,
             }
@@ -257,8 +254,13 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                 let response =
                     Response::error(401, "unauthorized", "This call needs `Authorization: Bearer <publish token>`.")
                         .header("WWW-Authenticate", "Bearer");
-                let keep_alive = request.keep_alive && request.body == BodyKind::None;
-                return flow(write(shared, conn, &response, head_only, keep_alive).await);
+                // The body is not read: it would be taken for the next request.
+                let connection = if request.keep_alive && request.body == BodyKind::None {
+                    Connection::KeepAlive
+                } else {
+                    Connection::Close
+                };
+                return write(shared, conn, &response, part, connection).await;
             }
             let deadline = Instant::now() + shared.config.idle_timeout;
             let body = match Box::pin(conn.read_body(&shared.timers, &request, deadline)).await {
@@ -268,7 +270,7 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                 }
                 Err(e) => {
                     if let Some(response) = e.response() {
-                        write(shared, conn, &response, false, false).await;
+                        write(shared, conn, &response, Part::Whole, Connection::Close).await;
                     }
                     return Flow::Close;
                 }
@@ -283,15 +285,19 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
         None => response,
     };
     // A body nobody read would be parsed as the next request.
-    let keep_alive =
-        request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered();
+    let connection =
+        if request.keep_alive && (body_read || request.body == BodyKind::None) && !shared.shutdown.is_triggered() {
+            Connection::KeepAlive
+        } else {
+            Connection::Close
+        };
     debug!(Ns::Http, "{:?} {} {}", request.method, request.path(), response.status);
-    flow(write_waking(shared, conn, &response, head_only, keep_alive, held).await)
+    write_waking(shared, conn, &response, part, connection, held).await
 }
 
-/// What follows an answer after which the connection was (`true`) or was not kept alive.
-fn flow(kept_alive: bool) -> Flow {
-    if kept_alive { Flow::Next } else { Flow::Close }
+/// The answer to a path no route matches.
+fn no_route() -> Response {
+    Response::error(404, "not_found", "No route matches this path.")
 }
 
 fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> Response {
@@ -301,13 +307,13 @@ fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -
         Route::Task(id) => tasks::task(shared, request, body, id),
         Route::Complete(id) => tasks::complete(shared, request, body, id),
         Route::Fail(id) => tasks::fail(shared, request, body, id),
-        _ => Response::error(404, "not_found", "No route matches this path."),
+        _ => no_route(),
     }
 }
 
-/// Writes an answer; true when the connection goes on.
-async fn write(shared: &Shared, conn: &Conn, response: &Response, head_only: bool, keep_alive: bool) -> bool {
-    write_waking(shared, conn, response, head_only, keep_alive, None).await
+/// Writes an answer; [`Flow::Next`] when it went out whole and the connection goes on.
+async fn write(shared: &Shared, conn: &Conn, response: &Response, part: Part, connection: Connection) -> Flow {
+    write_waking(shared, conn, response, part, connection, None).await
 }
 
 /// Writes an answer, then wakes the viewers `held` back while it was made: right after the first
@@ -317,16 +323,16 @@ async fn write_waking(
     shared: &Shared,
     conn: &Conn,
     response: &Response,
-    head_only: bool,
-    keep_alive: bool,
+    part: Part,
+    connection: Connection,
     held: Option<HeldWakes>,
-) -> bool {
+) -> Flow {
     let bytes_len = match &response.body {
-        Body::Bytes(bytes) if !head_only => bytes.len(),
+        Body::Bytes(bytes) if part == Part::Whole => bytes.len(),
         _ => 0,
     };
     let mut out = Vec::with_capacity(256 + bytes_len);
-    response.write_to(&mut out, head_only, keep_alive);
+    response.write_to(&mut out, part, connection);
     let written = write_now(conn.stream(), &out);
     drop(held);
     let sent = match written {
@@ -334,13 +340,14 @@ async fn write_waking(
         Ok(n) => conn.write_all(&out[n..], &shared.timers, Instant::now() + shared.config.idle_timeout).await.is_ok(),
         Err(_) => false,
     };
-    match &response.body {
-        Body::Pieces(pieces) if sent && !head_only => {
+    let sent = match &response.body {
+        Body::Pieces(pieces) if sent && part == Part::Whole => {
             drop(out);
-            Box::pin(write_pieces(shared, conn, pieces.as_ref())).await && keep_alive
+            Box::pin(write_pieces(shared, conn, pieces.as_ref())).await
         }
-        _ => sent && keep_alive,
-    }
+        _ => sent,
+    };
+    if sent && connection == Connection::KeepAlive { Flow::Next } else { Flow::Close }
 }
 
 /// Bytes of a body written before the connection yields its thread (see [`REQUEST_BUDGET`]).

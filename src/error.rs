@@ -2,7 +2,8 @@
 //!
 //! Every error has a fixed `snake_case` code (the `code` of API.md's error JSON) and a whole
 //! sentence for people. Messages are built here from our own words and from names of our own
-//! fields, never from the bytes a client sent, so nothing a client sends is echoed back.
+//! fields, never from the bytes a client sent, so nothing a client sends is echoed back. The
+//! answer an error becomes is built beside the HTTP layer's own errors, in `http/mod.rs`.
 
 use std::fmt;
 
@@ -87,6 +88,12 @@ impl Error {
     #[cold]
     pub(crate) fn field(field: &str, problem: &str) -> Self {
         Error::new(ErrorKind::InvalidField, format!("Field `{field}` {problem}."))
+    }
+
+    /// No task has this id: the one sentence for it, whoever looks the task up.
+    #[cold]
+    pub(crate) fn task_not_found() -> Self {
+        Error::new(ErrorKind::TaskNotFound, "No task has this id.")
     }
 
     /// What went wrong.

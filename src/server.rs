@@ -259,15 +259,15 @@ pub(crate) async fn guarded(peer: SocketAddr, connection: impl Future<Output = (
 /// the accept loop, in a small task of its own. `Retry-After` is spread over 1-5 s so refused
 /// clients do not return together.
 fn refuse_full(shared: &Arc<Shared>, executor: &Executor<'static>, stream: Async<TcpStream>) {
-    let body = r#"{"error":{"code":"server_full","message":"The server is at its connection limit; retry later."}}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        fastrand::u32(1..=5),
-        body.len()
-    );
+    let response = crate::http::response::Response::error(
+        503,
+        "server_full",
+        "The server is at its connection limit; retry later.",
+    )
+    .header("Retry-After", fastrand::u32(1..=5).to_string());
     let conn = crate::http::conn::Conn::new(stream);
     let shared = Arc::clone(shared);
-    executor.spawn(async move { shared.refuse(conn, answer.as_bytes()).await }).detach();
+    executor.spawn(async move { shared.refuse(conn, &response).await }).detach();
 }
 
 /// Removes finished tasks past their retention, once a second.
@@ -395,9 +395,9 @@ mod tests {
                     viewer,
                     snapshot,
                     skip_snapshot: false,
-                    chunked: true,
+                    framing: crate::http::response::Framing::Chunked,
                     keep_alive: true,
-                    extra_headers: String::new(),
+                    extra_headers: Vec::new(),
                 }
             };
             let guard = shared.connections.open(addr.ip()).unwrap();

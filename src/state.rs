@@ -188,10 +188,13 @@ impl Shared {
     /// sockets without bound: up to [`REFUSALS_LINGERING`] of them linger for a second (so the
     /// answer is not reset away by a request still arriving); past that, the answer is written
     /// after draining what has arrived and the socket is closed at once.
-    pub(crate) async fn refuse(self: &Arc<Self>, conn: Conn, answer: &[u8]) {
+    pub(crate) async fn refuse(self: &Arc<Self>, conn: Conn, response: &crate::http::response::Response) {
+        use crate::http::response::{Connection, Part};
+        let mut answer = Vec::with_capacity(256);
+        response.write_to(&mut answer, Part::Whole, Connection::Close);
         match Lingering::take(self) {
-            Some(lingering) => lingering.close(conn, answer).await,
-            None => refuse_now(conn.stream().get_ref(), answer),
+            Some(lingering) => lingering.close(conn, &answer).await,
+            None => refuse_now(conn.stream().get_ref(), &answer),
         }
     }
 }

@@ -234,7 +234,7 @@ impl ProgressTracker {
         let mut guard = self.lock();
         self.expire(&mut guard, now);
         let state = &mut *guard;
-        let entry = state.tasks.get_mut(task_id).ok_or_else(not_found)?;
+        let entry = state.tasks.get_mut(task_id).ok_or_else(Error::task_not_found)?;
         if entry.task.status.is_terminal() {
             return Err(Error::new(ErrorKind::TaskFinished, "The task has finished; it takes no more changes."));
         }
@@ -296,7 +296,7 @@ impl ProgressTracker {
     pub fn delete_task(&self, task_id: &str) -> Result<()> {
         validate_task_id(task_id)?;
         let mut state = self.lock();
-        let entry = state.tasks.remove(task_id).ok_or_else(not_found)?;
+        let entry = state.tasks.remove(task_id).ok_or_else(Error::task_not_found)?;
         if let Err(e) = self.inner.store.remove(task_id) {
             state.tasks.insert(task_id.to_owned(), entry);
             return Err(storage_error(e));
@@ -383,11 +383,6 @@ impl ProgressTracker {
 fn expires_at(finished_ms: u64, config: &Config) -> u64 {
     let retention = u64::try_from(config.retention.as_millis()).unwrap_or(u64::MAX);
     finished_ms.saturating_add(retention)
-}
-
-#[cold]
-fn not_found() -> Error {
-    Error::new(ErrorKind::TaskNotFound, "No task has this id.")
 }
 
 #[cold]

@@ -6,6 +6,9 @@
 //! error shape. Framing is read strictly (chunk lines by our own parser, one `Host`, no
 //! `Transfer-Encoding` on HTTP/1.0) because a front end that reads a request's end differently
 //! is how requests are smuggled.
+//!
+//! Both kinds of error become answers here, side by side: an [`HttpError`] (the request could not
+//! be read) and a library [`Error`] (the request was read and refused).
 
 pub mod chunked;
 pub mod conn;
@@ -14,6 +17,8 @@ pub mod response;
 pub mod router;
 
 use response::Response;
+
+use crate::error::Error;
 
 /// Why a request could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,5 +50,39 @@ impl HttpError {
             HttpError::Closed => return None,
         };
         Some(Response::error(status, code, message))
+    }
+}
+
+/// The answer for a library error, with its status and code; the ones that pass (every `503`)
+/// say when to try again.
+impl From<&Error> for Response {
+    fn from(e: &Error) -> Response {
+        let response = Response::error(e.kind().status(), e.kind().code(), e.message());
+        match e.kind().retry_after() {
+            Some(seconds) => response.header("Retry-After", seconds.to_string()),
+            None => response,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn errors_answer_with_their_status_and_code_and_503s_say_when_to_retry() {
+        // Shows the conversion keeps the kind's status and code, and adds `Retry-After` to the
+        // errors that pass and to no other.
+        let not_found = Response::from(&Error::task_not_found());
+        assert_eq!(not_found.status, 404);
+        assert!(not_found.headers.iter().all(|(name, _)| *name != "Retry-After"));
+        let full = Response::from(&Error::new(ErrorKind::TooManyTasks, "Full."));
+        assert_eq!(full.status, 503);
+        assert!(full.headers.contains(&("Retry-After", "5".to_owned())), "{:?}", full.headers);
+        let mut out = Vec::new();
+        not_found.write_to(&mut out, response::Part::Whole, response::Connection::Close);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with(r#"{"error":{"code":"task_not_found","message":"No task has this id."}}"#), "{text}");
     }
 }

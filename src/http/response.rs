@@ -6,6 +6,10 @@
 //! times without reading could make the server hold a copy per request. A [`Pieces`] body
 //! borrows the large parts from data the server keeps anyway and builds only the small ones, one
 //! at a time; for HEAD it is only measured.
+//!
+//! Every head the server writes is built here (but the interim `100 Continue`, a constant line in
+//! `conn.rs`), and so is every chunk: the answers above, the head of an event stream (whose body
+//! follows in chunks, or until the close for HTTP/1.0) and the chunk framing of its events.
 
 use std::fmt::Write as _;
 
@@ -101,24 +105,162 @@ impl Response {
         self
     }
 
-    /// Serializes the head and (unless `head_only`) a body of bytes into `out`; a body of pieces
-    /// is left to the caller, which writes them as the socket takes them.
-    pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
-        let mut head = String::with_capacity(128);
-        let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        for (name, value) in &self.headers {
-            let _ = write!(head, "{name}: {value}\r\n");
-        }
+    /// Serializes the head and, for [`Part::Whole`], a body of bytes into `out`; a body of
+    /// pieces is left to the caller, which writes them as the socket takes them.
+    pub fn write_to(&self, out: &mut Vec<u8>, part: Part, connection: Connection) {
         // 204 and 304 carry no Content-Length (RFC 9110, 8.6); every other answer is delimited.
-        if !matches!(self.status, 204 | 304) {
-            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
-        }
-        head.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
-        out.extend_from_slice(head.as_bytes());
-        if let (false, Body::Bytes(body)) = (head_only, &self.body) {
+        let end = if matches!(self.status, 204 | 304) { BodyEnd::NoBody } else { BodyEnd::Length(self.body.len()) };
+        let headers = self.headers.iter().map(|(name, value)| (*name, value.as_str()));
+        write_head(out, self.status, headers, end, connection);
+        if let (Part::Whole, Body::Bytes(body)) = (part, &self.body) {
             out.extend_from_slice(body);
         }
     }
+}
+
+/// What of a response is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The head and the body.
+    Whole,
+    /// The head alone, which still gives the body's length (the answer to `HEAD`).
+    HeadOnly,
+}
+
+/// Whether the connection serves another request after this answer, as its `Connection` header
+/// says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// `Connection: keep-alive`: the next request may follow.
+    KeepAlive,
+    /// `Connection: close`: the server closes after the answer.
+    Close,
+}
+
+/// How the end of a body of unknown length is found: a stream's events go out as they happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// HTTP/1.1 chunks, then the last chunk ([`LAST_CHUNK`]): the connection may go on after it.
+    Chunked,
+    /// The bytes as they are, ended by closing the connection (HTTP/1.0 has no chunks).
+    CloseDelimited,
+}
+
+/// The chunk that ends a chunked body (with no trailer fields).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Room for the size line of any chunk the server sends: 8 hex digits (up to 4 GiB) and CRLF.
+pub const CHUNK_ROOM: usize = 10;
+
+impl Framing {
+    /// Chunks for HTTP/1.1, the close for HTTP/1.0.
+    pub fn for_request(http11: bool) -> Framing {
+        if http11 { Framing::Chunked } else { Framing::CloseDelimited }
+    }
+
+    /// Appends `data` as this framing sends it: as one chunk, or as it is.
+    pub fn push(self, out: &mut Vec<u8>, data: &[u8]) {
+        match self {
+            Framing::CloseDelimited => out.extend_from_slice(data),
+            Framing::Chunked => {
+                let start = out.len() + size_line_len(data.len());
+                out.resize(start, 0);
+                out.extend_from_slice(data);
+                frame_chunk(out, start);
+            }
+        }
+    }
+
+    /// `data` as this framing sends it: itself (not copied), or copied into one chunk.
+    pub fn frame(self, data: Vec<u8>) -> Vec<u8> {
+        match self {
+            Framing::CloseDelimited => data,
+            Framing::Chunked => {
+                let mut out = Vec::with_capacity(data.len() + CHUNK_ROOM + 2);
+                self.push(&mut out, &data);
+                out
+            }
+        }
+    }
+}
+
+/// Bytes of the size line of a chunk of `len` bytes: its hex digits and CRLF.
+pub fn size_line_len(len: usize) -> usize {
+    (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize + 2
+}
+
+/// Frames `buf[data..]` as one chunk, in place, and returns where the chunk begins: its size line
+/// goes at the end of the room kept in front of the data (at least [`size_line_len`] bytes;
+/// [`CHUNK_ROOM`] fits every chunk the server sends), CRLF after it. In place so an event of 1 MiB is framed without being
+/// copied: this runs once per change on the hot path.
+pub fn frame_chunk(buf: &mut Vec<u8>, data: usize) -> usize {
+    let mut size = buf.len() - data;
+    // A chunk of no bytes is the last chunk: it would end the body.
+    debug_assert!(size > 0, "a chunk has data");
+    let begins = data.checked_sub(size_line_len(size)).expect("room for the size line");
+    buf[data - 2..data].copy_from_slice(b"\r\n");
+    for at in (begins..data - 2).rev() {
+        buf[at] = b"0123456789abcdef"[size & 15];
+        size >>= 4;
+    }
+    buf.extend_from_slice(b"\r\n");
+    begins
+}
+
+/// Writes the head of an answer whose body follows in `framing`, for as long as it lasts (an
+/// event stream): the status line, `headers`, then `Connection` (`keep-alive` for chunks, which
+/// end by themselves; `close` otherwise) and, for chunks, `Transfer-Encoding`.
+pub fn write_stream_head<'a>(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    framing: Framing,
+) {
+    let (end, connection) = match framing {
+        Framing::Chunked => (BodyEnd::Chunks, Connection::KeepAlive),
+        Framing::CloseDelimited => (BodyEnd::Close, Connection::Close),
+    };
+    write_head(out, status, headers, end, connection);
+}
+
+/// How a head says where its body ends.
+enum BodyEnd {
+    /// `Content-Length`.
+    Length(usize),
+    /// Nothing: the status has no body (204, 304).
+    NoBody,
+    /// `Transfer-Encoding: chunked`.
+    Chunks,
+    /// Nothing: the close ends it.
+    Close,
+}
+
+/// The one writer of heads: the status line, the headers, the body's length, `Connection`, and
+/// `Transfer-Encoding` for chunks, in that order.
+fn write_head<'a>(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    end: BodyEnd,
+    connection: Connection,
+) {
+    let mut head = String::with_capacity(128);
+    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    if let BodyEnd::Length(length) = end {
+        let _ = write!(head, "Content-Length: {length}\r\n");
+    }
+    head.push_str(match connection {
+        Connection::KeepAlive => "Connection: keep-alive\r\n",
+        Connection::Close => "Connection: close\r\n",
+    });
+    if let BodyEnd::Chunks = end {
+        head.push_str("Transfer-Encoding: chunked\r\n");
+    }
+    head.push_str("\r\n");
+    out.extend_from_slice(head.as_bytes());
 }
 
 /// The reason phrase of each status the server sends.
@@ -154,7 +296,7 @@ mod tests {
     #[test]
     fn errors_have_the_contract_shape_and_a_length() {
         let mut out = Vec::new();
-        Response::error(404, "not_found", "No route.").write_to(&mut out, false, true);
+        Response::error(404, "not_found", "No route.").write_to(&mut out, Part::Whole, Connection::KeepAlive);
         let text = String::from_utf8(out).unwrap();
         let body = r#"{"error":{"code":"not_found","message":"No route."}}"#;
         assert_eq!(
@@ -169,8 +311,48 @@ mod tests {
     #[test]
     fn head_answers_keep_the_length_but_not_the_body() {
         let mut out = Vec::new();
-        Response::json(200, "{}").write_to(&mut out, true, false);
+        Response::json(200, "{}").write_to(&mut out, Part::HeadOnly, Connection::Close);
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_stream_head_says_how_its_body_ends() {
+        // Shows the stream head byte for byte: chunks keep the connection, the close ends it.
+        let headers = [("Content-Type", "text/event-stream"), ("Vary", "Origin")];
+        let mut out = Vec::new();
+        write_stream_head(&mut out, 200, headers, Framing::Chunked);
+        let want = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nVary: Origin\r\n\
+                    Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        let mut out = Vec::new();
+        write_stream_head(&mut out, 200, headers, Framing::CloseDelimited);
+        let want = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nVary: Origin\r\nConnection: close\r\n\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn chunks_are_framed_with_their_hex_size() {
+        // Shows `push`, `frame` and `frame_chunk` against the RFC 9112 shape `{size:x}\r\n{data}\r\n`,
+        // across the lengths where the number of hex digits changes.
+        for len in [1usize, 15, 16, 255, 256, 4095, 4096, 70_000, (1 << 20) + 1] {
+            let data = vec![b'x'; len];
+            let want = [format!("{len:x}\r\n").as_bytes(), &data, b"\r\n"].concat();
+            assert_eq!(size_line_len(len), format!("{len:x}\r\n").len(), "{len}");
+            let mut out = b"head".to_vec();
+            Framing::Chunked.push(&mut out, &data);
+            assert_eq!(&out[..4], b"head");
+            assert_eq!(out[4..], want[..], "{len}");
+            let mut room = vec![0u8; CHUNK_ROOM];
+            room.extend_from_slice(&data);
+            let begins = frame_chunk(&mut room, CHUNK_ROOM);
+            assert_eq!(room[begins..], want[..], "{len}");
+            let mut plain = b"head".to_vec();
+            Framing::CloseDelimited.push(&mut plain, &data);
+            assert_eq!(plain[4..], data[..]);
+            assert_eq!(Framing::Chunked.frame(data.clone()), want);
+            assert_eq!(Framing::CloseDelimited.frame(data.clone()), data);
+        }
+        assert_eq!(size_line_len(0), 3, "0\r\n");
     }
 }

@@ -42,11 +42,6 @@ pub fn apply(mut response: Response, headers: Vec<(&'static str, String)>) -> Re
     response
 }
 
-/// The headers as lines for the stream's head.
-pub fn header_lines(headers: &[(&'static str, String)]) -> String {
-    headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

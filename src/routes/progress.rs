@@ -7,16 +7,16 @@
 //! topic's lock, so no change can fall between the snapshot and the stream.
 
 use crate::connections::StreamGuard;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::http::request::Request;
-use crate::http::response::Response;
+use crate::http::response::{Framing, Response};
 use crate::sse::stream::Start;
 use crate::state::Shared;
 use crate::task::validate_task_id;
 
 /// Checks the id, the subscribe token and that the task exists; the error answer if one fails.
 fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Response> {
-    validate_task_id(task_id).map_err(|e| error_response(&e))?;
+    validate_task_id(task_id).map_err(|e| Response::from(&e))?;
     if shared.config.require_subscribe_token {
         // An unknown task matches no token: it gets the same 401 or 403 as a known one.
         let Some(token) = request.query_param("token") else {
@@ -31,7 +31,7 @@ fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Respon
         }
     }
     if !shared.tracker.contains(task_id) {
-        return Err(error_response(&not_found()));
+        return Err(Response::from(&Error::task_not_found()));
     }
     Ok(())
 }
@@ -43,14 +43,14 @@ pub fn start(
     request: &Request,
     task_id: &str,
     client: std::net::IpAddr,
-    cors: String,
+    cors: Vec<(&'static str, String)>,
 ) -> Result<(Start, StreamGuard), Response> {
     admit(shared, request, task_id)?;
     if shared.shutdown.is_triggered() {
         return Err(Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.")
             .header("Retry-After", "2"));
     }
-    let topic = shared.tracker.topic(task_id).ok_or_else(|| error_response(&not_found()))?;
+    let topic = shared.tracker.topic(task_id).ok_or_else(|| Response::from(&Error::task_not_found()))?;
     let (viewer, snapshot) = topic.subscribe();
     drop(topic);
     // The client has this exact event when its Last-Event-ID is the id we sent, spelled as we
@@ -69,7 +69,7 @@ pub fn start(
         viewer,
         snapshot,
         skip_snapshot: up_to_date,
-        chunked: request.http11,
+        framing: Framing::for_request(request.http11),
         keep_alive: request.keep_alive,
         extra_headers: cors,
     };
@@ -82,7 +82,7 @@ pub fn head(shared: &Shared, request: &Request, task_id: &str) -> Response {
         return response;
     }
     let Some(task) = shared.tracker.summary(task_id) else {
-        return error_response(&not_found());
+        return Response::from(&Error::task_not_found());
     };
     Response::empty(200)
         .header("X-Task-Status", task.status.as_str())
@@ -90,19 +90,6 @@ pub fn head(shared: &Shared, request: &Request, task_id: &str) -> Response {
         .header("X-Task-Stage", percent_encode(&task.stage))
         .header("X-Task-Event-Id", task.event_id.to_string())
         .header("X-Task-Updated-At", task.updated_at.to_string())
-}
-
-fn not_found() -> Error {
-    Error::new(ErrorKind::TaskNotFound, "No task has this id.")
-}
-
-/// The answer for a tracker error; the ones that pass (every `503`) say when to try again.
-pub fn error_response(e: &Error) -> Response {
-    let response = Response::error(e.kind().status(), e.kind().code(), e.message());
-    match e.kind().retry_after() {
-        Some(seconds) => response.header("Retry-After", seconds.to_string()),
-        None => response,
-    }
 }
 
 /// A number as JSON writes it (`50.0`, `12.5`).

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use super::progress::error_response;
 use super::task_body::TaskBody;
 use crate::error::{Error, ErrorKind};
 use crate::http::request::{Method, Request};
@@ -42,7 +41,7 @@ pub fn create(shared: &Shared, request: &Request, body: &[u8]) -> Response {
             };
             Response::json_pieces(201, TaskBody::one(task, extra))
         }
-        Err(e) => error_response(&e),
+        Err(e) => Response::from(&e),
     }
 }
 
@@ -65,13 +64,12 @@ pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
             .and_then(|body| TaskUpdate::from_body(&body))
             .and_then(|u| tracker.update_task(task_id, u)),
         Method::Delete => {
-            return tracker.delete_task(task_id).map_or_else(|e| error_response(&e), |()| Response::empty(204));
+            return tracker.delete_task(task_id).map_or_else(|e| Response::from(&e), |()| Response::empty(204));
         }
-        _ => crate::task::validate_task_id(task_id).and_then(|()| {
-            tracker.get_task(task_id).ok_or_else(|| Error::new(ErrorKind::TaskNotFound, "No task has this id."))
-        }),
+        _ => crate::task::validate_task_id(task_id)
+            .and_then(|()| tracker.get_task(task_id).ok_or_else(Error::task_not_found)),
     };
-    answer.map_or_else(|e| error_response(&e), |task| task_answer(200, task))
+    answer.map_or_else(|e| Response::from(&e), |task| task_answer(200, task))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/complete`
@@ -79,7 +77,7 @@ pub fn complete(shared: &Shared, request: &Request, body: &[u8], task_id: &str) 
     let done = parse_body(request, body)
         .and_then(|body| parse_complete(&body))
         .and_then(|result| shared.tracker.complete_task_raw(task_id, result));
-    done.map_or_else(|e| error_response(&e), |task| task_answer(200, task))
+    done.map_or_else(|e| Response::from(&e), |task| task_answer(200, task))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/fail`
@@ -87,7 +85,7 @@ pub fn fail(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> R
     let done = parse_body(request, body)
         .and_then(|body| parse_fail(&body))
         .and_then(|e| shared.tracker.fail_task(task_id, &e));
-    done.map_or_else(|e| error_response(&e), |task| task_answer(200, task))
+    done.map_or_else(|e| Response::from(&e), |task| task_answer(200, task))
 }
 
 #[cfg(test)]

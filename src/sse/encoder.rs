@@ -19,13 +19,13 @@
 //! line, treating CRLF as one break (a browser rejoins the lines with LF).
 //!
 //! A [`Frame`] is built once per event and shared (`Arc`) by every viewer of the task. It holds
-//! the HTTP/1.1 chunk framing around the event too, so a viewer's write is a single slice.
+//! the HTTP/1.1 chunk framing around the event too (framed in place by `http::response`), so a
+//! viewer's write is a single slice in either framing.
 
 use std::fmt;
 use std::ops::Range;
 
-/// Space kept in front of an event for the chunk-size line: 8 hex digits and CRLF.
-const CHUNK_PREFIX: usize = 10;
+use crate::http::response::{CHUNK_ROOM, Framing, frame_chunk};
 
 /// An `event` or `id` value that would break the framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,8 +169,8 @@ impl Frame {
     fn build(kind: FrameKind, event_id: u64, event: &str, id: Option<u64>, json: &str) -> Frame {
         debug_assert!(!json.contains(['\r', '\n']), "compact JSON is one line");
         debug_assert!(!event.contains(['\r', '\n']), "our event names are one line");
-        let mut out = Vec::with_capacity(CHUNK_PREFIX + event.len() + json.len() + 40);
-        out.resize(CHUNK_PREFIX, 0);
+        let mut out = Vec::with_capacity(CHUNK_ROOM + event.len() + json.len() + 40);
+        out.resize(CHUNK_ROOM, 0);
         push_field(&mut out, "event", event);
         if let Some(id) = id {
             out.extend_from_slice(b"id: ");
@@ -181,21 +181,9 @@ impl Frame {
         let data = out.len()..out.len() + json.len();
         out.extend_from_slice(json.as_bytes());
         out.extend_from_slice(b"\n\n");
-        let event_range = CHUNK_PREFIX..out.len();
-        out.extend_from_slice(b"\r\n");
-        // The chunk-size line, right-aligned in the space kept in front.
-        let mut size = event_range.len();
-        let mut at = CHUNK_PREFIX - 2;
-        out[at..CHUNK_PREFIX].copy_from_slice(b"\r\n");
-        loop {
-            at -= 1;
-            out[at] = b"0123456789abcdef"[size & 15];
-            size >>= 4;
-            if size == 0 {
-                break;
-            }
-        }
-        Frame { chunk: at..out.len(), event: event_range, data, bytes: out.into_boxed_slice(), kind, event_id }
+        let event_range = CHUNK_ROOM..out.len();
+        let chunk_start = frame_chunk(&mut out, CHUNK_ROOM);
+        Frame { chunk: chunk_start..out.len(), event: event_range, data, bytes: out.into_boxed_slice(), kind, event_id }
     }
 
     /// The event as one HTTP/1.1 chunk.
@@ -206,6 +194,14 @@ impl Frame {
     /// The bare event, for a close-delimited (HTTP/1.0) response.
     pub fn plain(&self) -> &[u8] {
         &self.bytes[self.event.clone()]
+    }
+
+    /// The event as `framing` sends it: one slice either way.
+    pub fn framed(&self, framing: Framing) -> &[u8] {
+        match framing {
+            Framing::Chunked => self.chunked(),
+            Framing::CloseDelimited => self.plain(),
+        }
     }
 
     /// The JSON carried in `data:` (the task JSON for progress frames).
@@ -279,5 +275,14 @@ mod tests {
         assert!(closing.ends_stream());
         assert_eq!(closing.json(), r#"{"code":"task_deleted","message":"The task was deleted."}"#);
         assert!(!String::from_utf8_lossy(closing.plain()).contains("id:"));
+    }
+
+    #[test]
+    fn a_frame_gives_the_slice_of_the_framing_asked() {
+        // Shows `framed` picks the chunk for chunked streams and the bare event for HTTP/1.0 ones.
+        let frame = Frame::progress(3, r#"{"a":1}"#, false);
+        assert_eq!(frame.framed(Framing::Chunked), frame.chunked());
+        assert_eq!(frame.framed(Framing::CloseDelimited), frame.plain());
+        assert_ne!(frame.chunked(), frame.plain());
     }
 }

@@ -32,6 +32,7 @@ use super::encoder::{self, Frame};
 use super::topic::Viewer;
 use crate::connections::StreamGuard;
 use crate::http::conn::{Conn, write_now};
+use crate::http::response::{Framing, LAST_CHUNK, write_stream_head};
 use crate::log::Ns;
 use crate::log::debug;
 use crate::state::Shared;
@@ -65,25 +66,25 @@ pub struct Start {
     pub snapshot: Arc<Frame>,
     /// The client's `Last-Event-ID` is the snapshot's id: do not send it again.
     pub skip_snapshot: bool,
-    /// HTTP/1.1 chunked framing (else HTTP/1.0, delimited by the close).
-    pub chunked: bool,
+    /// Chunks for HTTP/1.1, the close for HTTP/1.0.
+    pub framing: Framing,
     /// The connection may serve another request after a finished stream.
     pub keep_alive: bool,
-    /// Extra header lines (CORS), each ending in CRLF.
-    pub extra_headers: String,
+    /// Extra headers (CORS).
+    pub extra_headers: Vec<(&'static str, String)>,
 }
 
 /// Streams to the client until the task ends or the connection does.
 pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamGuard) -> End {
     conn.release_buffer();
-    let chunked = start.chunked;
+    let framing = start.framing;
     let mut viewer = start.viewer;
-    let writer = Writer { shared, conn, guard, chunked };
+    let writer = Writer { shared, conn, guard, framing };
     // The head and the opening events go out in one vectored write with the shared snapshot; the
     // bytes are built outside this async fn so nothing of them stays in its state while the
     // stream idles.
     let (first, ends) =
-        opening(shared, guard.id(), start.task_id, start.snapshot, start.skip_snapshot, chunked, start.extra_headers);
+        opening(shared, guard.id(), start.task_id, start.snapshot, start.skip_snapshot, framing, start.extra_headers);
     if !writer.send(first, &mut viewer).await {
         return End::Closed;
     }
@@ -123,7 +124,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
         .await;
         match wake {
             Wake::Frame(frame) => {
-                let ends = match write_batch(socket, &mut viewer, frame, chunked) {
+                let ends = match write_batch(socket, &mut viewer, frame, framing) {
                     Ok(Batch { ends, rest: None }) => {
                         guard.wrote();
                         ends
@@ -151,14 +152,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                 encoder::encode_retry(&mut event, retry);
                 let frame = Frame::closing("shutting_down", "The server is restarting; reconnect shortly.");
                 event.extend_from_slice(frame.plain());
-                let out = if chunked {
-                    let mut out = Vec::with_capacity(event.len() + 16);
-                    push_chunk(&mut out, &event);
-                    out
-                } else {
-                    event
-                };
-                return Box::pin(writer.last_words(out, &mut viewer)).await;
+                return Box::pin(writer.last_words(framing.frame(event), &mut viewer)).await;
             }
             Wake::Heartbeat => {
                 let now = Instant::now();
@@ -168,8 +162,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                     debug!(Ns::Conn, "stream {} stale: closing", guard.id());
                     let frame =
                         Frame::closing("stale", "The stream was silent too long and is being closed; reconnect.");
-                    let bytes = if chunked { frame.chunked() } else { frame.plain() };
-                    return Box::pin(writer.last_words(bytes.to_vec(), &mut viewer)).await;
+                    return Box::pin(writer.last_words(frame.framed(framing).to_vec(), &mut viewer)).await;
                 }
                 let due = last_write + quiet_limit();
                 if now + shared.config.timer_tick < due {
@@ -177,7 +170,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, start: Start, guard: &StreamG
                     continue;
                 }
                 if now >= last_write + config.heartbeat {
-                    if !writer.send(Unsent::event(heartbeat_bytes(chunked), chunked), &mut viewer).await {
+                    if !writer.send(Unsent::event(heartbeat_bytes(framing), framing), &mut viewer).await {
                         return End::Closed;
                     }
                     last_write = Instant::now();
@@ -221,7 +214,12 @@ struct Batch {
 /// Writes `first` and every frame ready after it (up to [`BATCH`], stopping after a frame that
 /// ends the stream) in one vectored write, without waiting. Synchronous on purpose: the gathered
 /// frames never sit in the stream's future while it idles.
-fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>, chunked: bool) -> io::Result<Batch> {
+fn write_batch(
+    socket: &Async<TcpStream>,
+    viewer: &mut Viewer,
+    first: Arc<Frame>,
+    framing: Framing,
+) -> io::Result<Batch> {
     let mut frames: [Option<Arc<Frame>>; BATCH] = [const { None }; BATCH];
     let mut ends = first.ends_stream();
     frames[0] = Some(first);
@@ -232,11 +230,11 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
         frames[n] = Some(frame);
         n += 1;
     }
-    let filled = frames[..n].iter().flatten().map(|f| frame_bytes(f, chunked));
+    let filled = frames[..n].iter().flatten().map(|f| f.framed(framing));
     let total: usize = filled.clone().map(<[u8]>::len).sum();
     // The common case, one frame ready: a plain write, without building the slice table.
     let written = if n == 1 {
-        write_now(socket, frame_bytes(frames[0].as_deref().expect("filled above"), chunked))?
+        write_now(socket, frames[0].as_deref().expect("filled above").framed(framing))?
     } else {
         write_parts(socket.get_ref(), filled, total, 0)?
     };
@@ -247,7 +245,7 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
     let mut offset = written;
     let mut rest = Vec::with_capacity(n);
     for frame in frames.into_iter().take(n).flatten() {
-        let len = frame_bytes(&frame, chunked).len();
+        let len = frame.framed(framing).len();
         if rest.is_empty() && offset >= len {
             offset -= len;
         } else {
@@ -256,12 +254,8 @@ fn write_batch(socket: &Async<TcpStream>, viewer: &mut Viewer, first: Arc<Frame>
     }
     Ok(Batch {
         ends,
-        rest: Some(Unsent { own: Vec::new(), own_starts_event: true, frames: rest, written: offset, chunked }),
+        rest: Some(Unsent { own: Vec::new(), own_begins: Begins::Event, frames: rest, written: offset, framing }),
     })
-}
-
-fn frame_bytes(frame: &Frame, chunked: bool) -> &[u8] {
-    if chunked { frame.chunked() } else { frame.plain() }
 }
 
 /// What a write still owes the client: this viewer's own bytes first (the response head and
@@ -270,21 +264,30 @@ fn frame_bytes(frame: &Frame, chunked: bool) -> &[u8] {
 #[derive(Debug)]
 struct Unsent {
     own: Vec<u8>,
-    /// `own` begins with an event (not with the response head, before which nothing may go).
-    own_starts_event: bool,
+    /// What `own` begins with.
+    own_begins: Begins,
     frames: Vec<Arc<Frame>>,
     written: usize,
-    chunked: bool,
+    framing: Framing,
+}
+
+/// What a viewer's own bytes begin with, which says whether an event of ours may go before them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Begins {
+    /// The response head, before which nothing may go.
+    ResponseHead,
+    /// An event.
+    Event,
 }
 
 impl Unsent {
     /// One event of this viewer's own (a heartbeat, a last event).
-    fn event(bytes: Vec<u8>, chunked: bool) -> Unsent {
-        Unsent { own: bytes, own_starts_event: true, frames: Vec::new(), written: 0, chunked }
+    fn event(bytes: Vec<u8>, framing: Framing) -> Unsent {
+        Unsent { own: bytes, own_begins: Begins::Event, frames: Vec::new(), written: 0, framing }
     }
 
     fn parts(&self) -> impl Iterator<Item = &[u8]> + Clone {
-        std::iter::once(&self.own[..]).chain(self.frames.iter().map(|f| frame_bytes(f, self.chunked)))
+        std::iter::once(&self.own[..]).chain(self.frames.iter().map(|f| f.framed(self.framing)))
     }
 
     fn len(&self) -> usize {
@@ -316,7 +319,7 @@ impl Unsent {
     /// Whether `written` falls between two events, where an event of ours may go.
     fn at_event_boundary(&self) -> bool {
         if self.written == 0 && !self.own.is_empty() {
-            return self.own_starts_event;
+            return self.own_begins == Begins::Event;
         }
         let mut at = self.written;
         for part in self.parts() {
@@ -377,7 +380,7 @@ struct Writer<'a> {
     shared: &'a Shared,
     conn: &'a Conn,
     guard: &'a StreamGuard,
-    chunked: bool,
+    framing: Framing,
 }
 
 impl Writer<'_> {
@@ -438,7 +441,7 @@ impl Writer<'_> {
                     if unsent.at_event_boundary() {
                         // Between two events: tell the viewer why, if its socket takes it now.
                         let frame = Frame::closing("too_slow", "The connection could not keep up and is being closed.");
-                        let _ = socket.get_ref().write(frame_bytes(&frame, self.chunked));
+                        let _ = socket.get_ref().write(frame.framed(self.framing));
                     }
                     debug!(Ns::Conn, "stream {} too slow: closing", self.guard.id());
                     self.guard.failed();
@@ -459,22 +462,26 @@ impl Writer<'_> {
     /// Sends a stream's last event (shutting down, stale) and ends the response. Boxed by the
     /// callers: these rare exits must not add their state to every idle stream's future.
     async fn last_words(&self, bytes: Vec<u8>, viewer: &mut Viewer) -> End {
-        if self.send(Unsent::event(bytes, self.chunked), viewer).await { self.finish().await } else { End::Closed }
+        if self.send(Unsent::event(bytes, self.framing), viewer).await { self.finish().await } else { End::Closed }
     }
 
     /// Ends the response after the last event: the chunked terminator, or the close.
     async fn finish(&self) -> End {
         debug!(Ns::Conn, "stream {} finished", self.guard.id());
-        if !self.chunked {
+        if self.framing == Framing::CloseDelimited {
             return End::Closed;
         }
         let deadline = Instant::now() + self.shared.config.unhealthy_after;
-        match self.conn.write_all(b"0\r\n\r\n", &self.shared.timers, deadline).await {
+        match self.conn.write_all(LAST_CHUNK, &self.shared.timers, deadline).await {
             Ok(()) => End::Finished,
             Err(_) => End::Closed,
         }
     }
 }
+
+/// The headers of every stream's answer; CORS headers follow them when the origin is allowed.
+const HEADERS: [(&str, &str); 3] =
+    [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no")];
 
 /// The opening: the response head, `retry` and `connected` (this viewer's own bytes), then the
 /// shared snapshot frame unless skipped; and whether the stream ends right after them (the
@@ -485,8 +492,8 @@ fn opening(
     task_id: String,
     snapshot: Arc<Frame>,
     skip_snapshot: bool,
-    chunked: bool,
-    extra_headers: String,
+    framing: Framing,
+    extra_headers: Vec<(&'static str, String)>,
 ) -> (Unsent, bool) {
     debug!(Ns::Conn, "stream {id} opened for {task_id}");
     let mut body = Vec::with_capacity(256);
@@ -498,38 +505,19 @@ fn opening(
     });
     encoder::encode_event(&mut body, Some("connected"), None, &connected.to_string()).expect("fixed event name");
     let mut own = Vec::with_capacity(body.len() + 256);
-    own.extend_from_slice(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n",
-    );
-    own.extend_from_slice(extra_headers.as_bytes());
-    if chunked {
-        own.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
-        push_chunk(&mut own, &body);
-    } else {
-        own.extend_from_slice(b"Connection: close\r\n\r\n");
-        own.extend_from_slice(&body);
-    }
+    let extra = extra_headers.iter().map(|(name, value)| (*name, value.as_str()));
+    write_stream_head(&mut own, 200, HEADERS.into_iter().chain(extra), framing);
+    framing.push(&mut own, &body);
     let ends = !skip_snapshot && snapshot.ends_stream();
     let frames = if skip_snapshot { Vec::new() } else { vec![snapshot] };
-    (Unsent { own, own_starts_event: false, frames, written: 0, chunked }, ends)
+    (Unsent { own, own_begins: Begins::ResponseHead, frames, written: 0, framing }, ends)
 }
 
-fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    let _ = write!(out, "{:x}\r\n", data.len());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn heartbeat_bytes(chunked: bool) -> Vec<u8> {
+fn heartbeat_bytes(framing: Framing) -> Vec<u8> {
     let mut event = Vec::with_capacity(64);
     encoder::encode_event(&mut event, Some("heartbeat"), None, &format!("{{\"time\":{}}}", now_ms()))
         .expect("fixed name");
-    if !chunked {
-        return event;
-    }
-    let mut out = Vec::with_capacity(event.len() + 8);
-    push_chunk(&mut out, &event);
-    out
+    framing.frame(event)
 }
 
 #[cfg(test)]
@@ -569,7 +557,7 @@ mod tests {
         };
         let last = topic.latest();
         let held = Arc::strong_count(&last);
-        let batch = write_batch(&socket, &mut viewer, Arc::clone(&first), true).unwrap();
+        let batch = write_batch(&socket, &mut viewer, Arc::clone(&first), Framing::Chunked).unwrap();
         assert!(batch.ends, "the batch took the terminal frame too");
         let rest = batch.rest.expect("2 MiB do not fit in the socket buffers");
         assert!(rest.own.is_empty());
@@ -588,10 +576,10 @@ mod tests {
         let own = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         let mut opening = Unsent {
             own: own.clone(),
-            own_starts_event: false,
+            own_begins: Begins::ResponseHead,
             frames: vec![Arc::clone(&snapshot)],
             written: 0,
-            chunked: true,
+            framing: Framing::Chunked,
         };
         assert!(!opening.write_now(&socket).unwrap(), "1 MiB does not fit in the socket buffers");
         assert_eq!(Arc::strong_count(&snapshot), 2);
@@ -605,23 +593,24 @@ mod tests {
         // response head or inside an event; at the start of an event of our own or of a frame.
         let frame = Arc::new(Frame::progress(2, "{}", false));
         let len = frame.chunked().len();
-        let unsent = |own: &[u8], starts: bool, written| Unsent {
+        use Begins::{Event, ResponseHead as Head};
+        let unsent = |own: &[u8], own_begins, written| Unsent {
             own: own.to_vec(),
-            own_starts_event: starts,
+            own_begins,
             frames: vec![Arc::clone(&frame), Arc::clone(&frame)],
             written,
-            chunked: true,
+            framing: Framing::Chunked,
         };
         let cases = [
-            (unsent(b"head", false, 0), false),
-            (unsent(b"head", false, 2), false),
-            (unsent(b"head", false, 4), true),
-            (unsent(b"head", false, 4 + len - 1), false),
-            (unsent(b"head", false, 4 + len), true),
-            (unsent(b"event", true, 0), true),
-            (unsent(b"", false, 0), true),
-            (unsent(b"", false, 1), false),
-            (unsent(b"", false, len), true),
+            (unsent(b"head", Head, 0), false),
+            (unsent(b"head", Head, 2), false),
+            (unsent(b"head", Head, 4), true),
+            (unsent(b"head", Head, 4 + len - 1), false),
+            (unsent(b"head", Head, 4 + len), true),
+            (unsent(b"event", Event, 0), true),
+            (unsent(b"", Head, 0), true),
+            (unsent(b"", Head, 1), false),
+            (unsent(b"", Head, len), true),
         ];
         for (i, (unsent, want)) in cases.iter().enumerate() {
             assert_eq!(unsent.at_event_boundary(), *want, "case {i}");
