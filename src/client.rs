@@ -80,7 +80,7 @@ impl Client {
 /// The bytes of one request to `url`: a bearer `token` if given, a JSON `body` if given.
 ///
 /// `Host` is the URL's authority. A `POST`, `PUT` or `PATCH` always says it is JSON, even with no
-/// body: the server answers one without `Content-Type: application/json` with `415` (API.md), so
+/// body: the server answers one without `Content-Type: application/json` with `415` (docs/API.md), so
 /// a web page's form cannot pass for a producer.
 pub fn request_bytes(url: &Url, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
     let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", url.base, url.authority);

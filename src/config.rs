@@ -1,4 +1,4 @@
-//! Every setting of the tracker and the server, with the defaults of API.md.
+//! Every setting of the tracker and the server, with the defaults of docs/API.md.
 //!
 //! One struct for both, because `Server::bind(addr, tracker)` takes its settings from the
 //! tracker it serves: an embedding program configures one thing.
@@ -51,7 +51,7 @@ pub struct Config {
     /// answer 503 with `Retry-After`.
     pub max_result_bytes: usize,
     /// Hosts the server answers (`Host` header, any port, case-insensitive; `*` for any). Empty:
-    /// the default of API.md, "Which hosts are answered": loopback names when the server listens
+    /// the default of docs/API.md, "Which hosts are answered": loopback names when the server listens
     /// on a loopback address, any host otherwise.
     pub allowed_hosts: Vec<String>,
 }

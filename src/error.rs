@@ -1,6 +1,6 @@
 //! The one error type of the library, and its HTTP face.
 //!
-//! Every error has a fixed `snake_case` code (the `code` of API.md's error JSON) and a whole
+//! Every error has a fixed `snake_case` code (the `code` of docs/API.md's error JSON) and a whole
 //! sentence for people. Messages are built here from our own words and from names of our own
 //! fields, never from the bytes a client sent, so nothing a client sends is echoed back. The
 //! answer an error becomes is built beside the HTTP layer's own errors, in `http/mod.rs`.
@@ -37,7 +37,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The machine-readable code of API.md.
+    /// The machine-readable code of docs/API.md.
     pub fn code(self) -> &'static str {
         match self {
             ErrorKind::InvalidTaskId => "invalid_task_id",

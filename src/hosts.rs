@@ -1,4 +1,4 @@
-//! Which `Host`s the server answers (API.md, "Which hosts are answered").
+//! Which `Host`s the server answers (docs/API.md, "Which hosts are answered").
 //!
 //! A page on any website can send requests to a server on 127.0.0.1, and with DNS rebinding
 //! (its own name re-pointed to 127.0.0.1) read the answers as same-origin. Such a request
@@ -41,7 +41,7 @@ impl AllowedHosts {
     }
 
     /// Whether a request with this `Host` value is answered. `None` (no `Host`, which only
-    /// HTTP/1.0 may send) is let through, as API.md says.
+    /// HTTP/1.0 may send) is let through, as docs/API.md says.
     pub fn allows(&self, host: Option<&str>) -> bool {
         let Some(host) = host else { return true };
         if *self == AllowedHosts::Any {

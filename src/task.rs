@@ -1,4 +1,4 @@
-//! The task model of API.md: what a viewer sees, what a producer may change, and the limits.
+//! The task model of docs/API.md: what a viewer sees, what a producer may change, and the limits.
 //!
 //! Everything a producer can send is checked here, once, so the tracker and the HTTP routes
 //! share one set of rules (and one set of error messages). Bodies are read, and results kept,
@@ -56,7 +56,7 @@ impl TaskStatus {
     }
 }
 
-/// A task as viewers see it: the JSON of API.md, field for field.
+/// A task as viewers see it: the JSON of docs/API.md, field for field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
@@ -165,7 +165,7 @@ impl Task {
 
     pub(crate) fn fail(&mut self, error: String, now_ms: u64) {
         self.status = TaskStatus::Failed;
-        // Finished, so nothing remains: API.md gives 0 for every finished task.
+        // Finished, so nothing remains: docs/API.md gives 0 for every finished task.
         self.estimated_time_remaining = Some(0.0);
         self.error = Some(error);
         self.updated_at = now_ms;
@@ -231,7 +231,7 @@ impl TaskUpdate {
         self
     }
 
-    /// Checks every limit of API.md.
+    /// Checks every limit of docs/API.md.
     pub fn validate(&self) -> Result<()> {
         if matches!(self.status, Some(TaskStatus::Completed | TaskStatus::Failed)) {
             return Err(Error::field(
@@ -342,7 +342,7 @@ pub fn parse_fail(body: &Body<'_>) -> Result<String> {
     Ok(error)
 }
 
-/// Checks a task id against API.md: 1-128 of `A-Za-z0-9_-.`, not starting with `.`.
+/// Checks a task id against docs/API.md: 1-128 of `A-Za-z0-9_-.`, not starting with `.`.
 pub fn validate_task_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= MAX_TASK_ID

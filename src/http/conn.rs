@@ -146,7 +146,7 @@ impl Conn {
             return Ok(Vec::new());
         }
         if request.expect_continue && request.http11 {
-            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n", timers, deadline).await.map_err(|_| HttpError::Closed)?;
+            self.write_all(super::response::CONTINUE, timers, deadline).await.map_err(|_| HttpError::Closed)?;
         }
         let mut sleep = timers.sleep_until(deadline);
         let read = async {

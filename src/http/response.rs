@@ -7,11 +7,14 @@
 //! borrows the large parts from data the server keeps anyway and builds only the small ones, one
 //! at a time; for HEAD it is only measured.
 //!
-//! Every head the server writes is built here (but the interim `100 Continue`, a constant line in
-//! `conn.rs`), and so is every chunk: the answers above, the head of an event stream (whose body
+//! Every head the server writes is built here (the interim `100 Continue` is the constant
+//! [`CONTINUE`]), and so is every chunk: the answers above, the head of an event stream (whose body
 //! follows in chunks, or until the close for HTTP/1.0) and the chunk framing of its events.
 
 use std::fmt::Write as _;
+
+/// The interim answer to `Expect: 100-continue`, sent before a body is read.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A response to write.
 #[derive(Debug)]
@@ -93,7 +96,7 @@ impl Response {
         }
     }
 
-    /// The error shape of API.md: `{"error": {"code", "message"}}`.
+    /// The error shape of docs/API.md: `{"error": {"code", "message"}}`.
     pub fn error(status: u16, code: &str, message: &str) -> Response {
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
         Response::json(status, body.to_string())

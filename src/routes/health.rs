@@ -40,7 +40,7 @@ fn status(f: &Figures) -> &'static str {
     if not_healthy * 10 > f.active as usize { "degraded" } else { "healthy" }
 }
 
-/// The health JSON of API.md.
+/// The health JSON of docs/API.md.
 pub fn health(shared: &Shared) -> Response {
     let f = read(shared);
     let body = serde_json::json!({

@@ -24,7 +24,7 @@ pub fn parse_body<'a>(request: &Request, body: &'a [u8]) -> Result<Body<'a>, Err
 }
 
 /// Whether a `Content-Type` is `application/json`, with any parameters (`; charset=utf-8`).
-/// Other `+json` types are not taken: API.md names this one type.
+/// Other `+json` types are not taken: docs/API.md names this one type.
 fn is_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
 }
