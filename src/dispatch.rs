@@ -49,12 +49,21 @@ pub async fn serve(shared: Arc<Shared>, stream: Async<TcpStream>, peer: SocketAd
             return;
         }
     }
-    serve_requests(shared, conn, peer, open, true).await;
+    serve_requests(shared, conn, peer, open, Next::First).await;
 }
 
 /// Requests served one after another from bytes already buffered before the loop yields, so a
 /// client pipelining hundreds of requests shares its thread with every other connection.
 const REQUEST_BUDGET: u32 = 16;
+
+/// Which request the loop waits for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// The connection's first: it must come within the header timeout of the accept.
+    First,
+    /// One after an answer on a kept-alive connection: it may wait for the idle timeout.
+    KeptAlive,
+}
 
 /// The request loop. The first request must arrive within the header timeout of the accept;
 /// later ones may wait for the idle timeout before their first byte.
@@ -66,12 +75,16 @@ fn serve_requests(
     mut conn: Conn,
     peer: SocketAddr,
     open: OpenGuard,
-    mut first: bool,
+    mut next: Next,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let config = &shared.config;
         let behind_proxy = config.trust_proxy == Some(peer.ip());
-        let mut idle_deadline = Instant::now() + if first { config.header_timeout } else { config.idle_timeout };
+        let mut idle_deadline = Instant::now()
+            + match next {
+                Next::First => config.header_timeout,
+                Next::KeptAlive => config.idle_timeout,
+            };
         let mut budget = REQUEST_BUDGET;
         loop {
             budget -= 1;
@@ -84,7 +97,7 @@ fn serve_requests(
             let head = conn.read_head(&shared.timers, &shared.shutdown, idle_deadline, config.header_timeout);
             let request = match Box::pin(head).await {
                 Ok(Some(request)) => request,
-                Ok(None) if first && !shared.shutdown.is_triggered() => {
+                Ok(None) if next == Next::First && !shared.shutdown.is_triggered() => {
                     Box::pin(answer_error(&shared, conn, HttpError::Timeout)).await;
                     return;
                 }
@@ -101,7 +114,7 @@ fn serve_requests(
                 Box::pin(refuse(&shared, conn, Refusal::Rate(wait))).await;
                 return;
             }
-            first = false;
+            next = Next::KeptAlive;
             // The request is handled (and dropped) in a boxed future of its own; only a stream runs
             // here, so an idle stream holds neither the request nor the request-sized futures.
             match Box::pin(handle(&shared, &mut conn, request, client)).await {
@@ -136,7 +149,7 @@ pub(crate) async fn stream_task(
     let end = stream::run(&shared, &mut conn, start, &guard).await;
     drop(guard);
     if end == End::Finished && keep_alive && !shared.shutdown.is_triggered() {
-        serve_requests(shared, conn, peer, open, false).await;
+        serve_requests(shared, conn, peer, open, Next::KeptAlive).await;
     } else {
         Box::pin(close(&shared, conn)).await;
     }

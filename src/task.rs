@@ -252,6 +252,7 @@ impl TaskUpdate {
     }
 
     /// Parses a `PATCH` body: a JSON object of the fields above, nothing else.
+    #[doc(hidden)]
     pub fn from_body(body: &Body<'_>) -> Result<TaskUpdate> {
         let mut update = TaskUpdate::default();
         for (name, value) in body.fields() {
@@ -292,6 +293,7 @@ pub struct NewTask {
 
 impl NewTask {
     /// Parses and checks a creation body.
+    #[doc(hidden)]
     pub fn from_body(body: &Body<'_>) -> Result<NewTask> {
         let mut new = NewTask::default();
         for (name, value) in body.fields() {

@@ -111,7 +111,7 @@ impl TaskCounts {
 
 /// What `HEAD` shows of a task, read under the lock without copying the task (or its result).
 #[derive(Clone, Debug, PartialEq)]
-pub struct TaskSummary {
+pub(crate) struct TaskSummary {
     /// Where the task is in its life.
     pub status: TaskStatus,
     /// 0 to 100.
@@ -267,7 +267,7 @@ impl ProgressTracker {
     }
 
     /// The few fields `HEAD` shows.
-    pub fn summary(&self, task_id: &str) -> Option<TaskSummary> {
+    pub(crate) fn summary(&self, task_id: &str) -> Option<TaskSummary> {
         self.lock().tasks.get(task_id).map(|e| TaskSummary {
             status: e.task.status,
             progress: e.task.progress,
@@ -335,6 +335,7 @@ impl ProgressTracker {
     }
 
     /// The task's topic, to follow its changes.
+    #[doc(hidden)]
     pub fn topic(&self, task_id: &str) -> Option<Arc<Topic>> {
         self.lock().tasks.get(task_id).map(|e| Arc::clone(&e.topic))
     }

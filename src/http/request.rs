@@ -20,7 +20,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Largest request body, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
-/// Longest value kept of a header we use (longer values are treated as absent or refused).
+/// Longest value kept of a header we use (a longer value is refused with 400).
 const MAX_KEPT_VALUE: usize = 1024;
 
 /// The methods the routes know; anything else is `Other` (405 on a known route).
