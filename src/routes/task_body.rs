@@ -7,7 +7,7 @@
 //! socket takes them. A HEAD answer measures the same pieces and writes none.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::http::response::{Piece, Pieces};
 use crate::task::Task;
@@ -20,6 +20,9 @@ pub struct TaskBody {
     /// Appended inside the task's object (`,"subscribeToken":"..."`), for one task only.
     extra: String,
     len: usize,
+    /// The last task cut around its result, with its index: each task is serialized once per
+    /// pass over the pieces, not once per piece.
+    cut: Mutex<Option<(usize, Split)>>,
 }
 
 /// Pieces of each task: before its result, the result, after it.
@@ -37,7 +40,7 @@ impl TaskBody {
     }
 
     fn new(tasks: Vec<Arc<Task>>, list: bool, extra: String) -> TaskBody {
-        let mut body = TaskBody { tasks, list, extra, len: 0 };
+        let mut body = TaskBody { tasks, list, extra, len: 0, cut: Mutex::new(None) };
         let mut scratch = Vec::new();
         let mut index = 0;
         let mut len = 0;
@@ -74,7 +77,12 @@ impl Pieces for TaskBody {
             }
             return None;
         };
-        let parts = Split::of(task);
+        let mut cut = self.cut.lock().unwrap_or_else(|e| e.into_inner());
+        let task_index = index / PER_TASK;
+        if cut.as_ref().is_none_or(|(cut_index, _)| *cut_index != task_index) {
+            *cut = Some((task_index, Split::of(task)));
+        }
+        let parts = &cut.as_ref().expect("set above").1;
         match index % PER_TASK {
             0 => {
                 if self.list && index > 0 {
@@ -83,7 +91,10 @@ impl Pieces for TaskBody {
                 out.extend_from_slice(&parts.before);
                 Some(Piece::Built)
             }
-            1 => Some(Piece::Lent(parts.result.map_or(&[][..], str::as_bytes))),
+            1 => Some(Piece::Lent(match (parts.lends_result, &task.result) {
+                (true, Some(result)) => result.as_str().as_bytes(),
+                _ => &[],
+            })),
             _ => {
                 // `after` ends with the object's closing brace; `extra` goes in before it.
                 out.extend_from_slice(&parts.after[..parts.after.len() - 1]);
@@ -96,25 +107,27 @@ impl Pieces for TaskBody {
 }
 
 /// A task's JSON cut around its result's text; `after` always ends with the closing brace.
-struct Split<'a> {
+#[derive(Debug)]
+struct Split {
     before: Vec<u8>,
-    /// The result's text, when serde_json wrote it in one piece (it does: a raw value is written
-    /// with one `write_all`); otherwise it stays in `before` and the answer is merely copied.
-    result: Option<&'a str>,
+    /// The result's text goes between `before` and `after`, lent from the task: serde_json wrote
+    /// it in one piece (it does: a raw value is written with one `write_all`). Otherwise it is
+    /// in `before` and the answer is merely copied.
+    lends_result: bool,
     after: Vec<u8>,
 }
 
-impl<'a> Split<'a> {
-    fn of(task: &'a Task) -> Split<'a> {
+impl Split {
+    fn of(task: &Task) -> Split {
         let result = task.result.as_ref().map(|r| r.as_str());
         let mut writer = SplitWriter { result, before: Vec::with_capacity(256), after: Vec::new(), seen: false };
         serde_json::to_writer(&mut writer, task).expect("a task always serializes");
         let SplitWriter { mut before, after, seen, .. } = writer;
         if seen {
-            Split { before, result, after }
+            Split { before, lends_result: true, after }
         } else {
             let close = before.pop().expect("an object ends with a brace");
-            Split { before, result: None, after: vec![close] }
+            Split { before, lends_result: false, after: vec![close] }
         }
     }
 }
