@@ -20,7 +20,7 @@ use crate::clients::client_key;
 use crate::connections::StreamGuard;
 use crate::http::HttpError;
 use crate::http::conn::{Conn, write_now};
-use crate::http::request::{BodyKind, Method, Request};
+use crate::http::request::{BodyKind, MAX_BODY, Method, Request};
 use crate::http::response::{Body, Connection, Part, Piece, Pieces, Response};
 use crate::http::router::{Route, route};
 use crate::log::Ns;
@@ -275,6 +275,18 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                 };
                 return write(shared, conn, &response, part, connection).await;
             }
+            // A chunked body's size is known only at its end: it takes room for the largest.
+            let room = match request.body {
+                BodyKind::None => 0,
+                BodyKind::Length(n) => n.min(MAX_BODY),
+                BodyKind::Chunked => MAX_BODY,
+            };
+            let Some(_room) = shared.body_room(room) else {
+                let response = Response::error(503, "server_busy", "The server is reading many bodies; retry shortly.")
+                    .header("Retry-After", "1");
+                // Unread, so the connection closes after the answer.
+                return write(shared, conn, &response, part, Connection::Close).await;
+            };
             let deadline = Instant::now() + shared.config.idle_timeout;
             let body = match Box::pin(conn.read_body(&shared.timers, &request, deadline)).await {
                 Ok(body) => {

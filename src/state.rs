@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub hosts: AllowedHosts,
     /// Refused connections lingering now (see `Shared::refuse`).
     refusing: AtomicUsize,
+    /// Bytes of request bodies being read now, at most [`BODIES_IN_FLIGHT`].
+    bodies: AtomicUsize,
     /// Who waits for the last connection to close (the drain of `Server::run_until`).
     drain_waiter: Mutex<Option<Waker>>,
 }
@@ -96,6 +98,7 @@ impl Shared {
             open_per_client: OpenPerClient::new(config.max_connections_per_client),
             hosts: AllowedHosts::new(&config.allowed_hosts, addr.ip()),
             refusing: AtomicUsize::new(0),
+            bodies: AtomicUsize::new(0),
             timers: Timers::new(config.timer_tick),
             connections: Arc::new(Connections::new(
                 config.unhealthy_after,
@@ -129,6 +132,37 @@ impl Shared {
     /// Makes `fanout` the executor of new streams (weakly: see the field).
     pub(crate) fn set_fanout(&self, fanout: &Arc<Executor<'static>>) {
         *self.fanout.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(fanout);
+    }
+}
+
+/// Most bytes of request bodies read at once, over all connections. A body may be 1 MiB, and
+/// without a bound 10,000 connections that each send most of one and stall would hold 10 GB:
+/// memory would grow with what clients send. Past it a body is refused (503) unread.
+pub(crate) const BODIES_IN_FLIGHT: usize = 64 << 20;
+
+/// Room for one body among [`BODIES_IN_FLIGHT`]; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct BodyRoom<'a> {
+    shared: &'a Shared,
+    bytes: usize,
+}
+
+impl Shared {
+    /// Reserves `bytes` for a body about to be read; `None` when the bodies in flight would pass
+    /// [`BODIES_IN_FLIGHT`].
+    pub(crate) fn body_room(&self, bytes: usize) -> Option<BodyRoom<'_>> {
+        let before = self.bodies.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > BODIES_IN_FLIGHT {
+            self.bodies.fetch_sub(bytes, Ordering::AcqRel);
+            return None;
+        }
+        Some(BodyRoom { shared: self, bytes })
+    }
+}
+
+impl Drop for BodyRoom<'_> {
+    fn drop(&mut self) {
+        self.shared.bodies.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 

@@ -295,3 +295,51 @@ fn forwarded_for_is_ignored_unless_the_peer_is_the_trusted_proxy() {
         assert_refusal(&replies[2], 429, Some("too_many_connections"));
     }
 }
+
+#[test]
+fn bodies_being_read_are_bounded_over_all_connections() {
+    // Shows memory does not grow with what clients send: bodies announced at 1 MiB each and
+    // never sent take room while they are read, and once 64 MiB of room is taken the next body
+    // is refused at once with 503 `server_busy` and `Retry-After`, unread, on a closed connection.
+    let server = start_server(Config {
+        connect_rate_per_client: 0,
+        max_connections_per_client: 0,
+        threads: 2,
+        ..Config::default()
+    });
+    let head = "POST /api/brand-monitor/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                Content-Length: 1048576\r\n\r\n{";
+    let clients: Vec<TcpStream> = (0..70)
+        .map(|_| {
+            let mut stream = connect(server.addr);
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            stream
+        })
+        .collect();
+    // 64 bodies fit; the other six are refused as soon as they are seen.
+    let refused = |clients: &[TcpStream]| {
+        clients
+            .iter()
+            .filter(|c| {
+                let mut first = [0u8; 12];
+                matches!(c.peek(&mut first), Ok(12)) && &first == b"HTTP/1.1 503"
+            })
+            .count()
+    };
+    wait_until("six refusals", || refused(&clients) == 6);
+    for client in &clients {
+        let mut answer = [0u8; 4096];
+        if let Ok(n) = std::io::Read::read(&mut &*client, &mut answer) {
+            let text = String::from_utf8_lossy(&answer[..n]);
+            assert!(text.contains("server_busy") && text.contains("Retry-After: 1"), "{text}");
+            assert!(text.contains("Connection: close"), "{text}");
+        }
+    }
+    drop(clients);
+    // Room is given back with the connections: a small body is read again.
+    wait_until("room again", || {
+        let reply = request(server.addr, "POST", "/api/brand-monitor/tasks", &[], Some("{}"));
+        reply.status == 201
+    });
+}
