@@ -11,6 +11,7 @@ mod support;
 mod bench_tool;
 mod chunked_framing;
 mod cli;
+mod cli_watch;
 mod config_validation;
 mod connection_caps;
 mod cors;
