@@ -8,10 +8,12 @@
 
 mod support;
 
+mod all_tasks_stream;
 mod bench_tool;
 mod chunked_framing;
 mod cli;
 mod cli_watch;
+mod client_module;
 mod config_validation;
 mod connection_caps;
 mod cors;
@@ -23,9 +25,11 @@ mod host_rule;
 mod http_limits;
 mod injection;
 mod limits;
+mod multi_stream;
 mod publish_auth;
 mod result_memory;
 mod resume;
+mod resume_query;
 mod shutdown;
 mod signals;
 mod slow_clients;
