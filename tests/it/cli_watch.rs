@@ -71,7 +71,10 @@ impl Watch {
             assert!(Instant::now() < deadline, "watch did not exit; lines: {:#?}", self.seen);
             std::thread::sleep(Duration::from_millis(20));
         };
-        self.seen.extend(self.lines.try_iter());
+        // The rest of stdout, up to its end (the reader thread may still be passing lines on).
+        while let Ok(line) = self.lines.recv_timeout(TIMEOUT) {
+            self.seen.push(line);
+        }
         (status.code(), std::mem::take(&mut self.seen))
     }
 }
@@ -172,9 +175,10 @@ fn an_unknown_task_of_the_list_fails_alone_and_an_all_unknown_list_exits_2() {
     create_all(&server, &["real"]);
     let mut watch = Watch::start(&url_of(server.addr), &["real", "ghost"]);
     watch.line_with(&["ghost ", "error", "not_found"]);
-    watch.line_with(&["real ", "pending"]);
     server.tracker.complete_task("real", serde_json::Value::Null).unwrap();
-    assert_eq!(watch.exit().0, Some(1));
+    let (code, lines) = watch.exit();
+    assert_eq!(code, Some(1), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("real ") && l.contains("completed")), "{lines:#?}");
 
     let mut watch = Watch::start(&url_of(server.addr), &["ghost", "spectre"]);
     assert!(watch.notice_with("404").contains("not_found"));
@@ -189,8 +193,9 @@ fn off_a_terminal_every_change_is_one_plain_line() {
     let server = start_default();
     create_all(&server, &["build-1", "b"]);
     let mut watch = Watch::start(&url_of(server.addr), &["build-1", "b"]);
-    watch.line_with(&["build-1 "]);
-    watch.line_with(&["b       "]);
+    // The two snapshots, in whichever order they come.
+    watch.line_with(&["pending"]);
+    watch.line_with(&["pending"]);
     server.tracker.update_task("b", TaskUpdate::running(25.0).stage("Compiling")).unwrap();
     watch.line_with(&["b ", "Compiling"]);
     server.tracker.complete_task("b", serde_json::Value::Null).unwrap();
@@ -211,7 +216,7 @@ fn off_a_terminal_every_change_is_one_plain_line() {
         lines[2..],
         [
             "b       [#####---------------]  25.0% running   Compiling",
-            "b       [####################] 100.0% completed",
+            "b       [####################] 100.0% completed Compiling",
             "build-1 [--------------------]   0.0% failed    disk full",
         ]
     );
@@ -232,9 +237,10 @@ fn tokens_go_with_their_tasks_and_a_wrong_one_refuses_that_task_alone() {
     let token_a = server.tracker.subscribe_token("a").expect("a token");
     let mut watch = Watch::start(&url_of(server.addr), &["a", "b", "--token", &token_a, "--token", "not+right"]);
     watch.line_with(&["b ", "error", "token_invalid"]);
-    watch.line_with(&["a ", "pending"]);
     server.tracker.complete_task("a", serde_json::Value::Null).unwrap();
-    assert_eq!(watch.exit().0, Some(1));
+    let (code, lines) = watch.exit();
+    assert_eq!(code, Some(1), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("a ") && l.contains("completed")), "{lines:#?}");
 }
 
 /// A TCP proxy in front of the server, so a test can cut a stream and choose when the next
