@@ -141,3 +141,42 @@ fn bench_measures_patches_under_a_head_flood() {
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     assert!(server.tracker.get_task("flood").is_none() && server.tracker.get_task("flood-large").is_none());
 }
+
+#[test]
+fn bench_follows_several_tasks_per_stream() {
+    // `--tasks-per-stream 5`: every viewer follows the 5 tasks over one `?tasks=` stream and the
+    // 10 updates take the tasks in turn, so each update still reaches all 20 viewers; the report
+    // says K and carries memory and CPU per event.
+    let server = start_default();
+    let pid = std::process::id().to_string();
+    let args = ["--streams", "20", "--updates", "10", "--interval-ms", "10", "--task", "multi", "--server-pid", &pid];
+    let out = bench(server.addr, &[&args[..], &["--tasks-per-stream", "5", "--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!((report["tasksPerStream"].as_u64(), report["streamsHeld"].as_u64()), (Some(5), Some(20)), "{report}");
+    assert_eq!((report["delivered"].as_u64(), report["lost"].as_u64()), (Some(200), Some(0)), "{report}");
+    assert!(report["memoryPerStreamBytes"].is_number() && report["cpuPerEventUs"].is_number(), "{report}");
+    for i in 0..5 {
+        let task = server.tracker.get_task(&format!("multi-{i}")).expect("each of the K tasks exists");
+        assert_eq!(task.event_id, 3, "created, then 2 of the 10 updates: {i}");
+    }
+    // Without the flag the report is what it always was: no tasksPerStream field.
+    let out = bench(server.addr, &["--streams", "2", "--updates", "1", "--interval-ms", "10", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert!(report.get("tasksPerStream").is_none() && report["delivered"] == 2, "{report}");
+}
+
+#[test]
+fn bench_refuses_tasks_per_stream_where_it_cannot_mean_anything() {
+    // nchan has no multi-task streams, K is 1 to 100, and a head flood has no viewers.
+    for args in [
+        &["--peer", "nchan", "--tasks-per-stream", "10"][..],
+        &["--tasks-per-stream", "0"],
+        &["--tasks-per-stream", "101"],
+        &["--tasks-per-stream", "2", "--head-flood", "10"],
+    ] {
+        let out = bench("127.0.0.1:1", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--tasks-per-stream"), "{args:?}");
+    }
+}

@@ -201,7 +201,7 @@ fn watch_does_not_send_a_token_from_the_environment() {
     let head = server.join().unwrap();
     assert!(head.starts_with("GET /api/brand-monitor/progress/some-task HTTP/1.1\r\n"), "{head}");
     assert!(!head.contains("secret"), "the token went out: {head}");
-    assert_eq!(out.status.code(), Some(1), "a task not found exits 1: {out:?}");
+    assert_eq!(out.status.code(), Some(2), "a task not found is not a failed task: exit 2 (API.md): {out:?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod all_tasks_stream;
 mod bench_tool;
 mod chunked_framing;
 mod cli;
+mod cli_watch;
 mod client_module;
 mod config_validation;
 mod connection_caps;

@@ -3,6 +3,9 @@
 //! per stream, delivery latency over every (viewer, update) pair, losses, publish round trip,
 //! and the server's CPU per delivered event.
 //!
+//! `--tasks-per-stream K` has every viewer follow K tasks over one multi-task stream instead
+//! (`tasks`), to measure what a viewer of many tasks costs.
+//!
 //! `--head-flood N` measures instead a producer's PATCH round trip while two connections pipeline
 //! HEADs of a large task (`head_flood`).
 //!
@@ -12,11 +15,16 @@
 
 mod head_flood;
 mod producers;
+mod publish;
+mod report;
 mod stats;
+mod tasks;
 mod viewers;
 
 pub use head_flood::Flood;
+pub use report::{Report, print_table};
 pub use stats::{cpu_seconds, percentile, rss_kib};
+use tasks::{MAX_PER_STREAM, Tasks};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -45,6 +53,10 @@ Options:
   --server-pid PID[,PID]    the server's processes, for memory and CPU (from /proc)
   --peer sse-progress|nchan the server's protocol [default: sse-progress]
   --task ID                 the task to watch [default: bench-<random>]
+  --tasks-per-stream K      every viewer follows K tasks (ID-0 .. ID-{K-1}, 1 to 100) over one
+                            multi-task stream (?tasks=), the updates taking the tasks in turn,
+                            so each update still reaches every viewer; sse-progress only
+                            [default: one task on its own route]
   --token TOKEN             publish token (sse-progress)
   --threads N               the tool's own threads [default: 1]
   --producers N             publish over N keep-alive connections as fast as they go, one
@@ -78,6 +90,7 @@ const FLAGS: &[Flag] = &[
     Flag::new("producers", Some("N"), ""),
     Flag::new("busy-poll", None, ""),
     Flag::new("head-flood", Some("N"), ""),
+    Flag::new("tasks-per-stream", Some("K"), ""),
 ];
 
 /// The server's protocol.
@@ -121,56 +134,8 @@ pub struct Plan {
     /// Measure the PATCH round trip under a flood of this many pipelined HEADs per connection
     /// instead of streams.
     pub head_flood: Option<usize>,
-}
-
-/// The measured figures.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// The protocol measured.
-    pub peer: String,
-    /// Streams asked for.
-    pub streams: usize,
-    /// Streams that started.
-    pub streams_held: usize,
-    /// Seconds from the first connect to the last stream started.
-    pub connect_seconds: f64,
-    /// Server RSS growth per stream, bytes (when the server's pid is known).
-    pub memory_per_stream_bytes: Option<f64>,
-    /// Server RSS with all streams open, KiB.
-    pub server_rss_kib: Option<u64>,
-    /// Updates published.
-    pub updates: usize,
-    /// (viewer, update) pairs delivered.
-    pub delivered: usize,
-    /// (viewer, update) pairs not delivered (superseded or lost).
-    pub lost: usize,
-    /// Delivery latency, µs.
-    pub latency_p50_us: u64,
-    /// Delivery latency, µs.
-    pub latency_p99_us: u64,
-    /// Delivery latency, µs.
-    pub latency_max_us: u64,
-    /// Publish round trip, µs.
-    pub publish_p50_us: u64,
-    /// Publish round trip, µs.
-    pub publish_max_us: u64,
-    /// Updates published per second over the publish phase.
-    pub publish_rate_per_sec: f64,
-    /// Server CPU per delivered event, µs (when the server's pid is known).
-    pub cpu_per_event_us: Option<f64>,
-    /// Server CPU per connect over the connect phase, µs (when the server's pid is known).
-    pub cpu_per_connect_us: Option<f64>,
-    /// This tool's own CPU per connect, µs: if it is near the connect time per stream, the tool
-    /// and not the server is what limits the connect figure.
-    pub tool_cpu_per_connect_us: Option<f64>,
-    /// This tool's own CPU per delivered event, µs.
-    pub tool_cpu_per_event_us: Option<f64>,
-    /// Server CPU per published update over the publish phase, µs: the request, and the
-    /// fan-out of that update to every viewer that took it.
-    pub cpu_per_update_us: Option<f64>,
-    /// The first few viewer errors.
-    pub errors: Vec<String>,
+    /// Tasks each viewer follows over one multi-task stream; `None`: one task, its own route.
+    pub tasks_per_stream: Option<usize>,
 }
 
 /// Runs `bench` from the command line; returns the exit code.
@@ -246,6 +211,17 @@ fn parse(args: &[String]) -> Result<(Plan, bool), String> {
         Some("nchan") => Peer::Nchan,
         Some(other) => return Err(format!("--peer must be sse-progress or nchan, not {other:?}")),
     };
+    let tasks_per_stream = match flags.get("tasks-per-stream") {
+        None => None,
+        Some(_) if peer == Peer::Nchan => return Err("--tasks-per-stream: nchan has no multi-task streams".into()),
+        Some(_) if flags.contains_key("head-flood") => {
+            return Err("--tasks-per-stream and --head-flood measure different things: give one".into());
+        }
+        Some(_) => match num("tasks-per-stream", 0)? {
+            k @ 1..=MAX_PER_STREAM => Some(k),
+            _ => return Err(format!("--tasks-per-stream must be 1 to {MAX_PER_STREAM}")),
+        },
+    };
     let plan = Plan {
         url,
         streams: num("streams", 1000)?.max(1),
@@ -261,6 +237,7 @@ fn parse(args: &[String]) -> Result<(Plan, bool), String> {
         producers: num("producers", 1)?.clamp(1, 256),
         busy_poll: flags.contains_key("busy-poll"),
         head_flood: flags.get("head-flood").map(|_| num("head-flood", 0)).transpose()?.map(|n| n.clamp(1, 10_000)),
+        tasks_per_stream,
     };
     Ok((plan, flags.contains_key("json")))
 }
@@ -269,23 +246,16 @@ fn parse(args: &[String]) -> Result<(Plan, bool), String> {
 pub fn run(plan: &Plan) -> Result<Report, String> {
     let mut publisher = Client::connect(&plan.url, plan.token.clone(), Duration::from_secs(10))
         .map_err(|e| format!("cannot connect to {}: {e}", plan.url.authority))?;
-    let subscribe_path = match plan.peer {
-        Peer::SseProgress => {
-            let _ = publisher.request("DELETE", &format!("/api/brand-monitor/tasks/{}", plan.task), None);
-            let body = serde_json::json!({ "taskId": plan.task, "stage": "bench" }).to_string();
-            let reply =
-                publisher.request("POST", "/api/brand-monitor/tasks", Some(&body)).map_err(|e| e.to_string())?;
-            if reply.status != 201 {
-                return Err(format!("creating the task answered {}: {}", reply.status, reply.text()));
-            }
-            format!("{}/api/brand-monitor/progress/{}", plan.url.base, plan.task)
-        }
-        Peer::Nchan => format!("{}/sub/{}", plan.url.base, plan.task),
-    };
+    let tasks = Tasks::of(plan);
+    if plan.peer == Peer::SseProgress {
+        tasks.create(&mut publisher)?;
+    }
     let target = viewers::Target {
         addr: plan.url.addr,
         request: format!(
-            "GET {subscribe_path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            "GET {}{} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            plan.url.base,
+            tasks.subscribe_path(plan.peer),
             plan.url.authority
         ),
         updates: plan.updates,
@@ -356,10 +326,10 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
     let publish_started = Instant::now();
     drop(publisher);
     let mut round_trips = if plan.producers <= 1 {
-        publish_paced(plan)?
+        publish::paced(plan, &tasks)?
     } else {
         let request = |index: usize| {
-            let (method, path, body) = update(plan, index, viewers::now_micros());
+            let (method, path, body) = publish::update(plan, &tasks, index, viewers::now_micros());
             sse_progress::client::request_bytes(&plan.url, plan.token.as_deref(), method, &path, Some(&body))
         };
         producers::run(plan.url.addr, plan.producers, plan.updates, request, Duration::from_secs(120))?
@@ -427,96 +397,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         tool_cpu_per_connect_us: per(tool_cpu_start, tool_cpu_connected, held),
         tool_cpu_per_event_us: per(tool_cpu_before, tool_cpu_after, delivered),
         cpu_per_update_us: per(cpu_before, cpu_after, plan.updates),
+        tasks_per_stream: plan.tasks_per_stream,
         errors,
     })
-}
-
-/// Connections the paced mode publishes over, taking turns.
-const PACED_CONNECTIONS: usize = 4;
-
-/// Publishes update k at `start + k × interval`, whatever became of update k-1, over
-/// [`PACED_CONNECTIONS`] keep-alive connections taking turns; returns each round trip in µs.
-///
-/// A fixed schedule gives every server the same offered load. Over one connection, a server that
-/// answers a publish only after its fan-out (nchan) would space the updates out by its own
-/// slowness and be measured under less load than one that answers at once (coordinated omission).
-fn publish_paced(plan: &Plan) -> Result<Vec<u64>, String> {
-    let start = Instant::now() + Duration::from_millis(20);
-    let start_micros = viewers::now_micros() + 20_000;
-    let threads: Vec<_> = (0..PACED_CONNECTIONS.min(plan.updates))
-        .map(|first| {
-            let plan = plan.clone();
-            std::thread::spawn(move || -> Result<Vec<u64>, String> {
-                let mut client = Client::connect(&plan.url, plan.token.clone(), Duration::from_secs(10))
-                    .map_err(|e| format!("publisher: {e}"))?;
-                let mut round_trips = Vec::new();
-                for index in (first..plan.updates).step_by(PACED_CONNECTIONS) {
-                    let due = start + plan.interval * index as u32;
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    // Latency and round trip count from when the update was due, so an update sent
-                    // late (its connection still waiting for an answer) is not measured as on time.
-                    let due_micros = start_micros + plan.interval.as_micros() as u64 * index as u64;
-                    let (method, path, body) = update(&plan, index, due_micros);
-                    let reply = client.request(method, &path, Some(&body)).map_err(|e| format!("publish: {e}"))?;
-                    round_trips.push(due.elapsed().as_micros() as u64);
-                    if reply.status >= 300 {
-                        return Err(format!("publish answered {}: {}", reply.status, reply.text()));
-                    }
-                }
-                Ok(round_trips)
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(plan.updates);
-    for thread in threads {
-        all.extend(thread.join().map_err(|_| "a publisher thread panicked".to_owned())??);
-    }
-    Ok(all)
-}
-
-/// The request publishing update `index`, with `sent` (µs since the epoch) in its marker.
-fn update(plan: &Plan, index: usize, sent: u64) -> (&'static str, String, String) {
-    let message = viewers::marker(index, sent);
-    match plan.peer {
-        Peer::SseProgress => {
-            let progress = (index + 1) as f64 * 100.0 / (plan.updates + 1) as f64;
-            let body = serde_json::json!({ "progress": progress, "message": message }).to_string();
-            ("PATCH", format!("/api/brand-monitor/tasks/{}", plan.task), body)
-        }
-        Peer::Nchan => ("POST", format!("/pub?id={}", plan.task), message),
-    }
-}
-
-fn print_table(r: &Report) {
-    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a (no --server-pid)".to_owned(), |v| format!("{v:.1} {unit}"));
-    println!("peer                     {}", r.peer);
-    println!("streams held             {} of {}", r.streams_held, r.streams);
-    println!("connect time             {:.3} s", r.connect_seconds);
-    println!("server memory per stream {}", opt(r.memory_per_stream_bytes, "bytes"));
-    println!("server CPU per event     {}", opt(r.cpu_per_event_us, "µs"));
-    println!("server CPU per connect   {}", opt(r.cpu_per_connect_us, "µs"));
-    println!("server CPU per update    {}", opt(r.cpu_per_update_us, "µs"));
-    println!(
-        "tool CPU per connect     {} (per event {})",
-        opt(r.tool_cpu_per_connect_us, "µs"),
-        opt(r.tool_cpu_per_event_us, "µs")
-    );
-    println!("delivered                {} of {} (lost {})", r.delivered, r.streams_held * r.updates, r.lost);
-    println!(
-        "delivery latency         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        r.latency_p50_us as f64 / 1000.0,
-        r.latency_p99_us as f64 / 1000.0,
-        r.latency_max_us as f64 / 1000.0
-    );
-    println!(
-        "publish round trip       p50 {:.2} ms, max {:.2} ms ({:.0} updates/s)",
-        r.publish_p50_us as f64 / 1000.0,
-        r.publish_max_us as f64 / 1000.0,
-        r.publish_rate_per_sec
-    );
-    for e in &r.errors {
-        println!("viewer error             {e}");
-    }
 }
