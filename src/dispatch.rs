@@ -25,9 +25,11 @@ use crate::http::response::{Body, Connection, Part, Piece, Pieces, Response};
 use crate::http::router::{Route, route};
 use crate::log::Ns;
 use crate::log::debug;
-use crate::routes::{cors, health, index, progress, tasks};
+use crate::routes::progress_many::{self, Started};
+use crate::routes::{client_js, cors, health, index, progress, tasks};
+use crate::sse::source::Source;
 use crate::sse::stream::{self, End, Start};
-use crate::sse::topic::{self, HeldWakes};
+use crate::sse::topic::{self, HeldWakes, Viewer};
 use crate::state::{OpenGuard, Shared};
 
 /// Serves one accepted connection until it closes (or until it becomes a stream, which moves to
@@ -123,8 +125,21 @@ fn serve_requests(
                 // when none has).
                 Flow::Next => {}
                 Flow::Close => return Box::pin(close(&shared, conn)).await,
-                Flow::Stream(start, guard) => {
-                    shared.spawn_stream(stream_task(Arc::clone(&shared), conn, start, guard, peer, open));
+                Flow::Stream(streaming, guard) => {
+                    let shared = Arc::clone(&shared);
+                    match streaming {
+                        Streaming::One(start) => {
+                            shared.spawn_stream(stream_task(shared.clone(), conn, start, guard, peer, open))
+                        }
+                        Streaming::Many(started) => match *started {
+                            Started::Tasks(start) => {
+                                shared.spawn_stream(stream_task(shared.clone(), conn, start, guard, peer, open))
+                            }
+                            Started::All(start) => {
+                                shared.spawn_stream(stream_task(shared.clone(), conn, start, guard, peer, open))
+                            }
+                        },
+                    }
                     return;
                 }
             }
@@ -137,10 +152,10 @@ fn serve_requests(
 /// connection, the connection goes on serving requests there. Its future is most of an idle
 /// stream's memory (`server::tests::connection_futures_stay_small` keeps it in sight), so nothing
 /// wraps it in another async fn, which would store it twice.
-pub(crate) async fn stream_task(
+pub(crate) async fn stream_task<S: Source + 'static>(
     shared: Arc<Shared>,
     mut conn: Conn,
-    start: Start,
+    start: Start<S>,
     guard: StreamGuard,
     peer: SocketAddr,
     open: OpenGuard,
@@ -206,10 +221,18 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 /// The same while the server drains: shorter, so lingering does not hold the exit back.
 const LINGER_DRAINING: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A stream about to start, by its source.
+enum Streaming {
+    /// One task.
+    One(Start<Viewer>),
+    /// Many tasks, or all (boxed: larger, and rarer).
+    Many(Box<Started>),
+}
+
 /// What the connection does after a request.
 enum Flow {
     /// Run this stream.
-    Stream(Start, StreamGuard),
+    Stream(Streaming, StreamGuard),
     /// Read the next request.
     Next,
     /// Close (gracefully: see `Conn::linger_close`).
@@ -225,7 +248,9 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
     // CORS headers go on every answer of the stream route, errors included, so a page on another
     // origin can read why it was refused.
     let cors_headers = match route {
-        Some(Route::Progress(_)) => cors::allow_origin(&shared.config, request.origin()),
+        Some(Route::Progress(_) | Route::ProgressMany | Route::ClientJs) => {
+            cors::allow_origin(&shared.config, request.origin())
+        }
         _ => None,
     };
     let response = match route {
@@ -247,16 +272,23 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
         }
         // A body here would be read as the next request once the stream ends: refuse it unread,
         // and close.
-        Some(Route::Progress(_)) if request.body != BodyKind::None => {
+        Some(Route::Progress(_) | Route::ProgressMany) if request.body != BodyKind::None => {
             Response::error(400, "bad_request", "A stream or status request must not have a body.")
         }
         Some(Route::Progress(id)) if request.method == Method::Get => {
             match progress::start(shared, &request, id, client, cors_headers.clone().unwrap_or_default()) {
-                Ok((start, guard)) => return Flow::Stream(start, guard),
+                Ok((start, guard)) => return Flow::Stream(Streaming::One(start), guard),
                 Err(response) => response,
             }
         }
         Some(Route::Progress(id)) => progress::head(shared, &request, id),
+        Some(Route::ProgressMany) => {
+            match progress_many::start(shared, &request, client, cors_headers.clone().unwrap_or_default()) {
+                Ok((started, guard)) => return Flow::Stream(Streaming::Many(Box::new(started)), guard),
+                Err(response) => response,
+            }
+        }
+        Some(Route::ClientJs) => client_js::module(),
         Some(Route::Index) => index::page(),
         Some(Route::Health) => health::health(shared),
         Some(Route::Metrics) => health::metrics(shared),

@@ -16,21 +16,24 @@
 //!
 //! # Layout
 //! The crate root is the whole public API: [`ProgressTracker`] (the live tasks), [`Server`],
-//! [`Config`], the task types, [`TaskStore`] (where tasks persist) and [`client`] (a small
-//! blocking HTTP and SSE client). Everything else is private, which keeps semver to this page:
+//! [`Config`], the task types, [`TaskStore`] and [`Loaded`] (where tasks persist) and [`client`]
+//! (a small blocking HTTP and SSE client). Everything else is private, which keeps semver to this page:
 //! - `tracker`, `task`, `store`: the tasks, their limits, the persistence seam.
 //! - `server` (accept thread, executors), `state` (what connections share), `dispatch` (one
 //!   connection's request loop), `http/` (head, bodies, chunked framing, responses, routes by
 //!   path), `routes/` (one file per route family).
-//! - `sse/`: the event encoder, the per-task fan-out (`topic`) and a viewer's loop (`stream`).
+//! - `sse/`: the event encoder, the per-task fan-out (`topic`), where a stream's frames come from
+//!   (`source`: one task, `multi` many through an `inbox`, `feed` all), how they are written
+//!   (`unsent`) and a viewer's loop (`stream`).
 //! - `timer_wheel`, `connections` (stream health), `clients` (per-client keys and counts),
 //!   `rate_limit`, `hosts`, `auth`, `random`, `shutdown`, `slab`, `log`.
 //!
 //! The `sse-progress` binary (`src/main.rs`, `src/cli/`) is built on this public API only.
 //!
 //! # Implementation
-//! A change takes the tracker's lock, applies, encodes one frame and appends it
-//! to the task's topic, which wakes the viewers. Each viewer is one task on the stream executor
+//! A change takes the tracker's lock and the next number of the server-wide change sequence,
+//! applies, encodes one frame and appends it to the task's topic and to the feed of all tasks,
+//! which wake the viewers. Each viewer is one task on the stream executor
 //! that writes the shared frames' bytes (all that are ready, in one `writev`); nothing is copied
 //! or queued per viewer. See ARCHITECTURE.md.
 
@@ -63,7 +66,7 @@ mod tracker;
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use server::Server;
-pub use store::{MemoryStore, TaskStore};
+pub use store::{Loaded, MemoryStore, TaskStore};
 pub use task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate};
 pub use tracker::{ProgressTracker, TaskCounts};
 

@@ -391,10 +391,8 @@ mod tests {
             let start = || {
                 let (viewer, snapshot) = shared.tracker.topic("t").unwrap().subscribe();
                 crate::sse::stream::Start {
-                    task_id: "t".into(),
-                    viewer,
-                    snapshot,
-                    skip_snapshot: false,
+                    source: viewer,
+                    opening: crate::sse::stream::Opening::Task { task_id: "t".into(), snapshot: Some(snapshot) },
                     framing: crate::http::response::Framing::Chunked,
                     keep_alive: true,
                     extra_headers: Vec::new(),
@@ -407,10 +405,36 @@ mod tests {
             let open = OpenGuard::new(Arc::clone(shared));
             let task = crate::dispatch::stream_task(Arc::clone(shared), conn, start(), guard, addr, open);
             let task_size = std::mem::size_of_val(&task);
-            eprintln!("request loop {serve_size} B, stream loop {stream_size} B, stream task {task_size} B");
+            // A stream of many tasks: the same loop with another source.
+            let topics: Vec<_> = (0..100)
+                .map(|i| {
+                    shared.tracker.create_task(&format!("m{i}"), "").unwrap();
+                    shared.tracker.topic(&format!("m{i}")).unwrap()
+                })
+                .collect();
+            let multi = crate::sse::multi::Multi::subscribe(shared.tracker.clone(), &topics, 0);
+            let many = crate::sse::stream::Start {
+                source: Box::new(multi),
+                opening: crate::sse::stream::Opening::Tasks(Box::default()),
+                framing: crate::http::response::Framing::Chunked,
+                keep_alive: true,
+                extra_headers: Vec::new(),
+            };
+            let guard = shared.connections.open(addr.ip()).unwrap();
+            shared.open_connections.fetch_add(1, Ordering::Relaxed);
+            let open = OpenGuard::new(Arc::clone(shared));
+            let conn = crate::http::conn::Conn::new(socket());
+            let many_size =
+                std::mem::size_of_val(&crate::dispatch::stream_task(Arc::clone(shared), conn, many, guard, addr, open));
+            eprintln!(
+                "request loop {serve_size} B, stream loop {stream_size} B, stream task {task_size} B, \
+                 stream task of many tasks {many_size} B"
+            );
             assert!(serve_size <= 2048 && stream_size <= 1024, "{serve_size} / {stream_size}");
             // The task is the stream loop plus the connection it owns: not the loop twice.
             assert!(task_size <= 1280, "a stream task of {task_size} B");
+            // Its source is boxed, its members on the heap: the same size as a stream of one task.
+            assert!(many_size <= task_size + 32, "a stream task of many tasks of {many_size} B");
         });
     }
 }

@@ -9,8 +9,19 @@
 //! serialize after the lock is released) or a few fields (HEAD). Counts by status and the bytes of
 //! held results are kept as tasks change, so health never walks the map and the result bound is
 //! one comparison.
+//!
+//! Every change of any task also takes the next number of the server-wide change sequence
+//! (`State::seq`), which streams of many tasks send as `id:`. Each change is published to its
+//! task's topic and to the feed (`feed.rs`), the topic of every change, and only then is its
+//! number stored in `published`: a stream of many tasks that reads that number knows every
+//! change up to it is in its topic, which is what lets it merge topics in change order.
+
+mod feed;
+
+pub(crate) use feed::FeedStart;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,7 +33,7 @@ use crate::log::Ns;
 use crate::log::debug;
 use crate::sse::encoder::Frame;
 use crate::sse::topic::Topic;
-use crate::store::{MemoryStore, TaskStore};
+use crate::store::{Loaded, MemoryStore, TaskStore};
 use crate::task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate, sanitize_error, validate_result, validate_task_id};
 
 /// Most tasks `list_tasks` returns.
@@ -39,6 +50,11 @@ struct Inner {
     config: Config,
     store: Box<dyn TaskStore>,
     state: Mutex<State>,
+    /// The newest change sequence number whose frames are in their topics (stored with Release
+    /// after the publish, under the lock, so it only grows).
+    published: AtomicU64,
+    /// Every change of every task, for the stream of all tasks.
+    feed: Arc<Topic>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +67,10 @@ struct State {
     counts: TaskCounts,
     /// Bytes of every held `result`, bounded by `Config::max_result_bytes`.
     result_bytes: usize,
+    /// The last change sequence number issued.
+    seq: u64,
+    /// Recent removals, for the stream of all tasks.
+    removals: feed::Removals,
 }
 
 impl State {
@@ -81,6 +101,8 @@ struct Entry {
     topic: Arc<Topic>,
     /// What a viewer must show when the server requires subscribe tokens.
     subscribe_token: Option<String>,
+    /// The change sequence number of the task's last change.
+    seq: u64,
 }
 
 /// Counts of tasks by status, for health and metrics.
@@ -137,19 +159,28 @@ impl ProgressTracker {
 
     /// A tracker backed by `store`, starting from the tasks it loads.
     pub fn with_store(config: Config, store: Box<dyn TaskStore>) -> std::io::Result<ProgressTracker> {
-        let mut state = State::default();
-        for task in store.load()? {
+        let Loaded { tasks, last_seq } = store.load()?;
+        let mut state = State { seq: last_seq, ..State::default() };
+        for (task, seq) in tasks {
             let terminal = task.status.is_terminal();
-            let frame = Frame::progress(task.event_id, &task.to_json(), terminal);
+            let frame = Frame::change(seq, task.event_id, &task.to_json(), terminal);
             if terminal {
                 state.expiry.push_back((expires_at(task.updated_at, &config), task.task_id.clone()));
             }
             state.hold(&task);
+            state.seq = state.seq.max(seq);
             // Tokens are not persisted: a restart issues none, so such tasks need none.
-            let entry = Entry { topic: Arc::new(Topic::new(frame)), task: Arc::new(task), subscribe_token: None };
+            let entry = Entry { topic: Arc::new(Topic::new(frame)), task: Arc::new(task), subscribe_token: None, seq };
             state.tasks.insert(entry.task.task_id.clone(), entry);
         }
-        Ok(ProgressTracker { inner: Arc::new(Inner { config, store, state: Mutex::new(state) }) })
+        let inner = Inner {
+            config,
+            store,
+            published: AtomicU64::new(state.seq),
+            feed: Arc::new(Topic::new(feed::start(state.seq))),
+            state: Mutex::new(state),
+        };
+        Ok(ProgressTracker { inner: Arc::new(inner) })
     }
 
     /// The settings this tracker (and a server of it) runs with.
@@ -195,12 +226,16 @@ impl ProgressTracker {
             return Err(result_space_exhausted());
         }
         let task = Arc::new(Task::new(task_id, new.stage, new.message, now_ms()));
-        self.save(&task)?;
-        let topic = Arc::new(Topic::new(Frame::progress(task.event_id, &task.to_json(), false)));
+        let seq = state.seq + 1;
+        self.save(&task, seq)?;
+        state.seq = seq;
+        let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), false));
+        let topic = Arc::new(Topic::new(Arc::clone(&frame)));
+        self.announce(seq, frame);
         let subscribe_token = self.inner.config.require_subscribe_token.then(crate::random::token);
-        debug!(Ns::Tracker, "create {}", task.task_id);
+        debug!(Ns::Tracker, "create {} (change {seq})", task.task_id);
         state.hold(&task);
-        state.tasks.insert(task.task_id.clone(), Entry { task: Arc::clone(&task), topic, subscribe_token });
+        state.tasks.insert(task.task_id.clone(), Entry { task: Arc::clone(&task), topic, subscribe_token, seq });
         Ok(task)
     }
 
@@ -246,9 +281,14 @@ impl ProgressTracker {
             return Err(result_space_exhausted());
         }
         task.event_id += 1;
-        self.save(&task)?;
+        let seq = state.seq + 1;
+        self.save(&task, seq)?;
+        state.seq = seq;
+        entry.seq = seq;
         let terminal = task.status.is_terminal();
-        entry.topic.publish(Frame::progress(task.event_id, &task.to_json(), terminal));
+        let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
+        entry.topic.publish(Arc::clone(&frame));
+        self.announce(seq, frame);
         let task = Arc::new(task);
         let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
         state.release(&old);
@@ -257,7 +297,13 @@ impl ProgressTracker {
             let at = expires_at(now, &self.inner.config);
             state.expiry.push_back((at, task_id.to_owned()));
         }
-        debug!(Ns::Tracker, "{} event {} {} {}", task_id, task.event_id, task.status.as_str(), task.progress);
+        debug!(
+            Ns::Tracker,
+            "{task_id} event {} (change {seq}) {} {}",
+            task.event_id,
+            task.status.as_str(),
+            task.progress
+        );
         Ok(task)
     }
 
@@ -279,17 +325,7 @@ impl ProgressTracker {
 
     /// Tasks, newest first, at most 1,000.
     pub fn list_tasks(&self) -> Vec<Arc<Task>> {
-        // Ids are unique, so this is a total order and an unstable sort is exact.
-        let newest_first =
-            |a: &&Arc<Task>, b: &&Arc<Task>| b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id));
-        let state = self.lock();
-        let mut tasks: Vec<&Arc<Task>> = state.tasks.values().map(|e| &e.task).collect();
-        if tasks.len() > MAX_LIST {
-            tasks.select_nth_unstable_by(MAX_LIST - 1, newest_first);
-            tasks.truncate(MAX_LIST);
-        }
-        tasks.sort_unstable_by(newest_first);
-        tasks.into_iter().map(Arc::clone).collect()
+        newest(&self.lock()).into_iter().map(|e| Arc::clone(&e.task)).collect()
     }
 
     /// Removes a task; its open streams get `event: error` `task_deleted` and end.
@@ -297,13 +333,16 @@ impl ProgressTracker {
         validate_task_id(task_id)?;
         let mut state = self.lock();
         let entry = state.tasks.remove(task_id).ok_or_else(Error::task_not_found)?;
-        if let Err(e) = self.inner.store.remove(task_id) {
+        let seq = state.seq + 1;
+        if let Err(e) = self.inner.store.remove(task_id, seq) {
             state.tasks.insert(task_id.to_owned(), entry);
             return Err(storage_error(e));
         }
-        entry.topic.publish(Frame::closing("task_deleted", "The task was deleted."));
+        state.seq = seq;
+        entry.topic.publish(Frame::deleted(seq, task_id));
+        self.removed(&mut state, seq, task_id);
         state.release(&entry.task);
-        debug!(Ns::Tracker, "delete {task_id}");
+        debug!(Ns::Tracker, "delete {task_id} (change {seq})");
         Ok(())
     }
 
@@ -367,16 +406,47 @@ impl ProgressTracker {
             if state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal()) {
                 let entry = state.tasks.remove(&id).expect("the entry was just seen");
                 state.release(&entry.task);
-                let _ = self.inner.store.remove(&id);
+                // The task goes from memory whatever the store says, so the change counts.
+                state.seq += 1;
+                let _ = self.inner.store.remove(&id, state.seq);
+                let seq = state.seq;
+                self.removed(state, seq, &id);
                 removed += 1;
             }
         }
         removed
     }
 
-    fn save(&self, task: &Task) -> Result<()> {
-        self.inner.store.save(task).map_err(storage_error)
+    fn save(&self, task: &Task, seq: u64) -> Result<()> {
+        self.inner.store.save(task, seq).map_err(storage_error)
     }
+
+    /// Publishes change `seq` to the feed, after its task's topic, and then says it is
+    /// published (see the module docs).
+    fn announce(&self, seq: u64, frame: Arc<Frame>) {
+        self.inner.feed.publish(frame);
+        self.inner.published.store(seq, Ordering::Release);
+    }
+
+    /// The newest change sequence number whose frames are all in their topics.
+    pub(crate) fn published_seq(&self) -> u64 {
+        self.inner.published.load(Ordering::Acquire)
+    }
+}
+
+/// The newest [`MAX_LIST`] tasks (by creation), newest first.
+fn newest(state: &State) -> Vec<&Entry> {
+    // Ids are unique, so this is a total order and an unstable sort is exact.
+    let newest_first = |a: &&Entry, b: &&Entry| {
+        b.task.created_at.cmp(&a.task.created_at).then_with(|| a.task.task_id.cmp(&b.task.task_id))
+    };
+    let mut entries: Vec<&Entry> = state.tasks.values().collect();
+    if entries.len() > MAX_LIST {
+        entries.select_nth_unstable_by(MAX_LIST - 1, newest_first);
+        entries.truncate(MAX_LIST);
+    }
+    entries.sort_unstable_by(newest_first);
+    entries
 }
 
 /// When a task finished at `finished_ms` may be removed; a retention too long to add is

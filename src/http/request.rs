@@ -275,6 +275,20 @@ impl Request {
             (key == name).then(|| percent_decode(value)).flatten()
         })
     }
+
+    /// The value of the first query parameter `name` as sent (not decoded), if present.
+    pub fn query_raw(&self, name: &str) -> Option<&str> {
+        self.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// Where the client resumes a stream: `Last-Event-ID`, else the `lastEventId` query parameter
+    /// (a new `EventSource` cannot set headers); the header wins when both are there.
+    pub fn resume_point(&self) -> Option<Cow<'_, str>> {
+        self.last_event_id().map(Cow::Borrowed).or_else(|| self.query_param("lastEventId"))
+    }
 }
 
 /// Decodes `%XX` escapes and `+` as space; `None` for bad escapes or non-UTF-8 results. Text
@@ -407,6 +421,10 @@ mod tests {
         assert_eq!(request.path(), "/a/b");
         assert_eq!(request.query(), Some("token=x%2By&z"));
         assert_eq!(request.query_param("token").as_deref(), Some("x+y"));
+        assert_eq!(
+            (request.query_raw("token"), request.query_raw("z"), request.query_raw("y")),
+            (Some("x%2By"), Some(""), None)
+        );
         assert_eq!(percent_decode("%+1"), None, "a sign is not a hex digit");
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(percent_decode("a%20b+c").as_deref(), Some("a b c"));
@@ -418,5 +436,17 @@ mod tests {
         let (old, _) = head("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!old.http11 && !old.keep_alive);
         assert_eq!(old.host(), None);
+    }
+
+    #[test]
+    fn the_resume_point_is_the_header_else_the_query() {
+        // Shows `lastEventId` stands in for `Last-Event-ID` only when the header is absent.
+        let resume = |text: &str| head(text).unwrap().unwrap().0.resume_point().map(Cow::into_owned);
+        let get = |target: &str, header: &str| format!("GET {target} HTTP/1.1\r\nHost: a\r\n{header}\r\n");
+        assert_eq!(resume(&get("/p?lastEventId=5", "")), Some("5".into()));
+        assert_eq!(resume(&get("/p?lastEventId=5", "Last-Event-ID: 7\r\n")), Some("7".into()));
+        assert_eq!(resume(&get("/p", "Last-Event-ID: 7\r\n")), Some("7".into()));
+        assert_eq!(resume(&get("/p?lastEventId=%31%32", "")), Some("12".into()));
+        assert_eq!(resume(&get("/p?other=1", "")), None);
     }
 }

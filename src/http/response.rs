@@ -197,7 +197,16 @@ pub fn size_line_len(len: usize) -> usize {
 /// [`CHUNK_ROOM`] fits every chunk the server sends), CRLF after it. In place so an event of 1 MiB is framed without being
 /// copied: this runs once per change on the hot path.
 pub fn frame_chunk(buf: &mut Vec<u8>, data: usize) -> usize {
-    let mut size = buf.len() - data;
+    let size = buf.len() - data;
+    let begins = write_size_line(buf, data, size);
+    buf.extend_from_slice(b"\r\n");
+    begins
+}
+
+/// Writes the size line of a chunk of `size` bytes so that it ends at `data` (in room kept in
+/// front, as for [`frame_chunk`]), and returns where it begins; the chunk's data and closing CRLF
+/// are the caller's.
+pub fn write_size_line(buf: &mut [u8], data: usize, mut size: usize) -> usize {
     // A chunk of no bytes is the last chunk: it would end the body.
     debug_assert!(size > 0, "a chunk has data");
     let begins = data.checked_sub(size_line_len(size)).expect("room for the size line");
@@ -206,7 +215,6 @@ pub fn frame_chunk(buf: &mut Vec<u8>, data: usize) -> usize {
         buf[at] = b"0123456789abcdef"[size & 15];
         size >>= 4;
     }
-    buf.extend_from_slice(b"\r\n");
     begins
 }
 

@@ -7,6 +7,10 @@ use super::request::Method;
 
 /// Prefix of the stream and HEAD route.
 pub const PROGRESS: &str = "/api/brand-monitor/progress/";
+/// The stream of many tasks (`?tasks=`) or of all.
+pub const PROGRESS_MANY: &str = "/api/brand-monitor/progress";
+/// The browser client module.
+pub const CLIENT_JS: &str = "/client/sse-progress.js";
 /// The health route.
 pub const HEALTH: &str = "/api/brand-monitor/health";
 /// The producer collection.
@@ -19,6 +23,10 @@ pub enum Route<'a> {
     Index,
     /// `/api/brand-monitor/progress/{id}`: stream (GET) or status (HEAD).
     Progress(&'a str),
+    /// `/api/brand-monitor/progress`: the stream of many tasks (`?tasks=`), or of all.
+    ProgressMany,
+    /// `/client/sse-progress.js`: the browser client module.
+    ClientJs,
     /// `/api/brand-monitor/health`
     Health,
     /// `/metrics`
@@ -52,6 +60,8 @@ pub fn route(path: &str) -> Option<Route<'_>> {
     }
     match path {
         "/" => Some(Route::Index),
+        PROGRESS_MANY => Some(Route::ProgressMany),
+        CLIENT_JS => Some(Route::ClientJs),
         HEALTH => Some(Route::Health),
         "/metrics" => Some(Route::Metrics),
         _ => None,
@@ -62,7 +72,11 @@ impl Route<'_> {
     /// The methods this route answers, as the `Allow` header lists them.
     pub fn allow(self) -> &'static str {
         match self {
-            Route::Index | Route::Progress(_) | Route::Health | Route::Metrics => "GET, HEAD, OPTIONS",
+            Route::Index | Route::Progress(_) | Route::ClientJs | Route::Health | Route::Metrics => {
+                "GET, HEAD, OPTIONS"
+            }
+            // A stream of many tasks has no status in headers.
+            Route::ProgressMany => "GET, OPTIONS",
             Route::Tasks => "GET, HEAD, POST, OPTIONS",
             Route::Task(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Route::Complete(_) | Route::Fail(_) => "POST, OPTIONS",
@@ -95,6 +109,10 @@ mod tests {
             ("/api/brand-monitor/progress/a%2Fb", Some(Route::Progress("a%2Fb"))),
             ("/api/brand-monitor/progress/a/b", None),
             ("/api/brand-monitor/progress/", Some(Route::Progress(""))),
+            ("/api/brand-monitor/progress", Some(Route::ProgressMany)),
+            ("/api/brand-monitor/progressx", None),
+            ("/client/sse-progress.js", Some(Route::ClientJs)),
+            ("/client/other.js", None),
             ("/api/brand-monitor/tasks", Some(Route::Tasks)),
             ("/api/brand-monitor/tasks/t1", Some(Route::Task("t1"))),
             ("/api/brand-monitor/tasks/t1/complete", Some(Route::Complete("t1"))),
@@ -117,5 +135,6 @@ mod tests {
         assert!(!Route::Progress("x").allows(Method::Post));
         assert!(!Route::Complete("x").allows(Method::Get));
         assert!(!Route::Health.allows(Method::Other));
+        assert!(Route::ProgressMany.allows(Method::Get) && !Route::ProgressMany.allows(Method::Head));
     }
 }

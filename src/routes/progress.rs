@@ -10,9 +10,20 @@ use crate::connections::StreamGuard;
 use crate::error::Error;
 use crate::http::request::Request;
 use crate::http::response::{Framing, Response};
-use crate::sse::stream::Start;
+use crate::sse::stream::{Opening, Start};
+use crate::sse::topic::Viewer;
 use crate::state::Shared;
 use crate::task::validate_task_id;
+
+/// The answer to a stream request while the server drains.
+pub(super) fn shutting_down() -> Response {
+    Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.").header("Retry-After", "2")
+}
+
+/// The answer to a client at its cap of open streams.
+pub(super) fn too_many_streams() -> Response {
+    Response::error(429, "too_many_streams", "This client has too many open streams.").header("Retry-After", "10")
+}
 
 /// Checks the id, the subscribe token and that the task exists; the error answer if one fails.
 fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Response> {
@@ -44,31 +55,28 @@ pub fn start(
     task_id: &str,
     client: std::net::IpAddr,
     cors: Vec<(&'static str, String)>,
-) -> Result<(Start, StreamGuard), Response> {
+) -> Result<(Start<Viewer>, StreamGuard), Response> {
     admit(shared, request, task_id)?;
     if shared.shutdown.is_triggered() {
-        return Err(Response::error(503, "shutting_down", "The server is shutting down; reconnect shortly.")
-            .header("Retry-After", "2"));
+        return Err(shutting_down());
     }
     let topic = shared.tracker.topic(task_id).ok_or_else(|| Response::from(&Error::task_not_found()))?;
     let (viewer, snapshot) = topic.subscribe();
     drop(topic);
-    // The client has this exact event when its Last-Event-ID is the id we sent, spelled as we
-    // spell it; anything else (`+2`, `02`, garbage) gets the snapshot.
-    let up_to_date = snapshot.event_id != 0 && request.last_event_id() == Some(snapshot.event_id.to_string().as_str());
+    // The client has this exact event when its Last-Event-ID (or `lastEventId`) is the id we
+    // sent, spelled as we spell it; anything else (`+2`, `02`, garbage) gets the snapshot.
+    let up_to_date =
+        snapshot.event_id != 0 && request.resume_point().as_deref() == Some(snapshot.event_id.to_string().as_str());
     if up_to_date && snapshot.ends_stream() {
         // The client has seen the terminal event: 204 tells EventSource to stop reconnecting.
         return Err(Response::empty(204));
     }
     let Some(guard) = shared.connections.open(client) else {
-        return Err(Response::error(429, "too_many_streams", "This client has too many open streams.")
-            .header("Retry-After", "10"));
+        return Err(too_many_streams());
     };
     let start = Start {
-        task_id: task_id.to_owned(),
-        viewer,
-        snapshot,
-        skip_snapshot: up_to_date,
+        source: viewer,
+        opening: Opening::Task { task_id: task_id.to_owned(), snapshot: (!up_to_date).then_some(snapshot) },
         framing: Framing::for_request(request.http11),
         keep_alive: request.keep_alive,
         extra_headers: cors,

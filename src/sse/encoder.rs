@@ -20,12 +20,13 @@
 //!
 //! A [`Frame`] is built once per event and shared (`Arc`) by every viewer of the task. It holds
 //! the HTTP/1.1 chunk framing around the event too (framed in place by `http::response`), so a
-//! viewer's write is a single slice in either framing.
+//! viewer's write is a single slice in either framing; and the head of the same event labelled
+//! with the server-wide change sequence, which streams of many tasks write before its `data:`
+//! line.
 
 use std::fmt;
-use std::ops::Range;
 
-use crate::http::response::{CHUNK_ROOM, Framing, frame_chunk};
+use crate::http::response::{CHUNK_ROOM, Framing, frame_chunk, write_size_line};
 
 /// An `event` or `id` value that would break the framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,84 +136,202 @@ pub enum FrameKind {
     Terminal,
     /// A stream-level `error` event after which the stream ends (task deleted).
     Closing,
+    /// A task was removed (deleted or expired): an event of the all-tasks stream only.
+    Removed,
+}
+
+/// Which number a stream writes as the `id:` of a progress event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// The task's `eventId`: the stream of one task.
+    EventId,
+    /// The server-wide change sequence: streams of many tasks, where `eventId`s of different
+    /// tasks would not grow along the stream.
+    ChangeSeq,
+}
+
+/// Where a form of the event lies in a frame's bytes: as one HTTP/1.1 chunk, and bare.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spans {
+    chunked: (u32, u32),
+    plain: (u32, u32),
 }
 
 /// One encoded event, shared by every viewer, with HTTP/1.1 chunk framing around it.
+///
+/// It holds two forms of the event without holding its JSON twice: as the stream of one task
+/// sends it (`id: <eventId>`, one slice), and as streams of many tasks send it (`id: <change
+/// seq>`): a head of its own (chunk size, `event`, `id`) and a tail that is the first form's
+/// `data:` line, so a viewer of many tasks writes two shared slices and copies nothing.
 #[derive(Debug)]
 pub struct Frame {
     bytes: Box<[u8]>,
-    chunk: Range<usize>,
-    event: Range<usize>,
-    data: Range<usize>,
+    one: Spans,
+    head: Spans,
+    tail: Spans,
+    data: (u32, u32),
     /// What the viewer does after sending it.
     pub kind: FrameKind,
     /// The task's `eventId` (0 for frames without an `id:`).
     pub event_id: u64,
+    /// The server-wide change sequence number of the change it shows (0 for frames of no change).
+    pub seq: u64,
 }
 
+/// Bytes of `data: ` before the JSON of a `data` line.
+const DATA_FIELD: usize = b"data: ".len();
+
 impl Frame {
-    /// Encodes a `progress` event carrying one line of JSON.
+    /// Encodes a `progress` event carrying one line of JSON, with no change sequence number.
     pub fn progress(event_id: u64, json: &str, terminal: bool) -> Frame {
         let kind = if terminal { FrameKind::Terminal } else { FrameKind::Progress };
-        Frame::build(kind, event_id, "progress", Some(event_id), json)
+        let mut out = Vec::with_capacity(CHUNK_ROOM + json.len() + 48);
+        let (one, data) = push_chunk(&mut out, "progress", Some(event_id), json);
+        Frame::single(out, one, data, kind, event_id, 0)
+    }
+
+    /// Encodes the `progress` event of change `seq` of a task, in both forms.
+    pub fn change(seq: u64, event_id: u64, json: &str, terminal: bool) -> Frame {
+        let kind = if terminal { FrameKind::Terminal } else { FrameKind::Progress };
+        let mut out = Vec::with_capacity(2 * CHUNK_ROOM + json.len() + 80);
+        let (one, data) = push_chunk(&mut out, "progress", Some(event_id), json);
+        // The tail is the `data:` line of the first form, and its chunk's CRLF.
+        let from = data.0 - DATA_FIELD as u32;
+        let tail = Spans { chunked: (from, one.chunked.1), plain: (from, one.plain.1) };
+        let head_start = out.len();
+        out.resize(head_start + CHUNK_ROOM, 0);
+        push_field(&mut out, "event", "progress");
+        out.extend_from_slice(b"id: ");
+        push_decimal(&mut out, seq);
+        out.push(b'\n');
+        let head_plain = head_start + CHUNK_ROOM;
+        let size = out.len() - head_plain + (tail.plain.1 - tail.plain.0) as usize;
+        let begins = write_size_line(&mut out, head_plain, size);
+        let head = Spans { chunked: (begins as u32, out.len() as u32), plain: (head_plain as u32, out.len() as u32) };
+        Frame { bytes: out.into_boxed_slice(), one, head, tail, data, kind, event_id, seq }
     }
 
     /// Encodes an `error` event `{"code","message"}` that ends the stream.
     pub fn closing(code: &str, message: &str) -> Frame {
         let json = serde_json::json!({ "code": code, "message": message }).to_string();
-        Frame::build(FrameKind::Closing, 0, "error", None, &json)
+        let mut out = Vec::with_capacity(CHUNK_ROOM + json.len() + 24);
+        let (one, data) = push_chunk(&mut out, "error", None, &json);
+        Frame::single(out, one, data, FrameKind::Closing, 0, 0)
     }
 
-    /// `json` must be one line, as serde_json's compact output always is (it escapes CR and LF
-    /// inside strings and writes no whitespace), so the data needs no splitting and the frame is
-    /// written straight, with no scan of the JSON: this runs once per change on the hot path.
-    fn build(kind: FrameKind, event_id: u64, event: &str, id: Option<u64>, json: &str) -> Frame {
-        debug_assert!(!json.contains(['\r', '\n']), "compact JSON is one line");
-        debug_assert!(!event.contains(['\r', '\n']), "our event names are one line");
-        let mut out = Vec::with_capacity(CHUNK_ROOM + event.len() + json.len() + 40);
-        out.resize(CHUNK_ROOM, 0);
-        push_field(&mut out, "event", event);
-        if let Some(id) = id {
-            out.extend_from_slice(b"id: ");
-            push_decimal(&mut out, id);
-            out.push(b'\n');
+    /// The viewer could not keep up and is being disconnected.
+    pub fn too_slow() -> Frame {
+        Frame::closing("too_slow", "The connection could not keep up and is being closed.")
+    }
+
+    /// Encodes the end of task `task_id` deleted by change `seq`: `task_deleted`, whose data also
+    /// names the task on streams of many tasks (where the stream goes on for the others).
+    pub fn deleted(seq: u64, task_id: &str) -> Frame {
+        let (code, message) = ("task_deleted", "The task was deleted.");
+        let json = serde_json::json!({ "code": code, "message": message }).to_string();
+        let named = serde_json::json!({ "code": code, "message": message, "taskId": task_id }).to_string();
+        let mut out = Vec::with_capacity(2 * CHUNK_ROOM + json.len() + named.len() + 48);
+        let (one, data) = push_chunk(&mut out, "error", None, &json);
+        let (head, _) = push_chunk(&mut out, "error", None, &named);
+        Frame {
+            bytes: out.into_boxed_slice(),
+            one,
+            head,
+            tail: Spans::default(),
+            data,
+            kind: FrameKind::Closing,
+            event_id: 0,
+            seq,
         }
-        out.extend_from_slice(b"data: ");
-        let data = out.len()..out.len() + json.len();
-        out.extend_from_slice(json.as_bytes());
-        out.extend_from_slice(b"\n\n");
-        let event_range = CHUNK_ROOM..out.len();
-        let chunk_start = frame_chunk(&mut out, CHUNK_ROOM);
-        Frame { chunk: chunk_start..out.len(), event: event_range, data, bytes: out.into_boxed_slice(), kind, event_id }
+    }
+
+    /// Encodes `event: removed` for task `task_id`, removed by change `seq` (the all-tasks stream).
+    pub fn removed(seq: u64, task_id: &str) -> Frame {
+        let json = serde_json::json!({ "taskId": task_id }).to_string();
+        let mut out = Vec::with_capacity(CHUNK_ROOM + json.len() + 48);
+        let (one, data) = push_chunk(&mut out, "removed", Some(seq), &json);
+        Frame::single(out, one, data, FrameKind::Removed, 0, seq)
+    }
+
+    /// A frame whose event is the same on every stream.
+    fn single(out: Vec<u8>, one: Spans, data: (u32, u32), kind: FrameKind, event_id: u64, seq: u64) -> Frame {
+        Frame { bytes: out.into_boxed_slice(), one, head: one, tail: Spans::default(), data, kind, event_id, seq }
+    }
+
+    fn span(&self, span: (u32, u32)) -> &[u8] {
+        &self.bytes[span.0 as usize..span.1 as usize]
+    }
+
+    fn form(&self, spans: Spans, framing: Framing) -> &[u8] {
+        match framing {
+            Framing::Chunked => self.span(spans.chunked),
+            Framing::CloseDelimited => self.span(spans.plain),
+        }
     }
 
     /// The event as one HTTP/1.1 chunk.
     pub fn chunked(&self) -> &[u8] {
-        &self.bytes[self.chunk.clone()]
+        self.span(self.one.chunked)
     }
 
     /// The bare event, for a close-delimited (HTTP/1.0) response.
     pub fn plain(&self) -> &[u8] {
-        &self.bytes[self.event.clone()]
+        self.span(self.one.plain)
     }
 
     /// The event as `framing` sends it: one slice either way.
     pub fn framed(&self, framing: Framing) -> &[u8] {
-        match framing {
-            Framing::Chunked => self.chunked(),
-            Framing::CloseDelimited => self.plain(),
+        self.form(self.one, framing)
+    }
+
+    /// The event as a stream labelling ids with `ids` sends it in `framing`: one slice, or two
+    /// (the second may be empty).
+    pub fn parts(&self, framing: Framing, ids: Ids) -> [&[u8]; 2] {
+        match ids {
+            Ids::EventId => [self.framed(framing), &[]],
+            Ids::ChangeSeq => [self.form(self.head, framing), self.form(self.tail, framing)],
         }
+    }
+
+    /// Bytes of [`Frame::parts`].
+    pub fn len(&self, framing: Framing, ids: Ids) -> usize {
+        self.parts(framing, ids).iter().map(|p| p.len()).sum()
     }
 
     /// The JSON carried in `data:` (the task JSON for progress frames).
     pub fn json(&self) -> &str {
-        std::str::from_utf8(&self.bytes[self.data.clone()]).expect("built from a str")
+        std::str::from_utf8(self.span(self.data)).expect("built from a str")
     }
 
-    /// Whether the stream ends after this frame.
+    /// Whether the stream of this task ends after this frame.
     pub fn ends_stream(&self) -> bool {
-        self.kind != FrameKind::Progress
+        matches!(self.kind, FrameKind::Terminal | FrameKind::Closing)
     }
+}
+
+/// Appends one whole event as a chunk (its size line in room kept in front, CRLF after):
+/// `json` must be one line, as serde_json's compact output always is (it escapes CR and LF inside
+/// strings and writes no whitespace), so the data needs no splitting and the event is written
+/// straight, with no scan of the JSON: this runs once per change on the hot path. Returns where
+/// the event lies and where its JSON does.
+fn push_chunk(out: &mut Vec<u8>, event: &str, id: Option<u64>, json: &str) -> (Spans, (u32, u32)) {
+    debug_assert!(!json.contains(['\r', '\n']), "compact JSON is one line");
+    debug_assert!(!event.contains(['\r', '\n']), "our event names are one line");
+    let start = out.len() + CHUNK_ROOM;
+    out.resize(start, 0);
+    push_field(out, "event", event);
+    if let Some(id) = id {
+        out.extend_from_slice(b"id: ");
+        push_decimal(out, id);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    let data = (out.len() as u32, (out.len() + json.len()) as u32);
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    let plain = (start as u32, out.len() as u32);
+    let begins = frame_chunk(out, start);
+    (Spans { chunked: (begins as u32, out.len() as u32), plain }, data)
 }
 
 #[cfg(test)]

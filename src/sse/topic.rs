@@ -11,12 +11,22 @@
 //! frame, which is the whole current state of the task. So a viewer that keeps up receives every
 //! change, a stuck viewer costs no memory, and the last frame of a task (terminal snapshot or
 //! closing error) is always the newest, so it is never skipped.
+//!
+//! A viewer of one task has a waker of its own in its slot, which a publish takes and wakes. A
+//! member of a stream of many tasks has instead its stream's shared [`Inbox`] and its number
+//! there: a publish marks the member ready and wakes the stream. Such a member also asks two
+//! things of its topic that a viewer of one task does not: the change sequence number of the
+//! frame it would take next, and to take it only if that number is not above a limit, both under
+//! one lock ([`Viewer::take_upto`]), so its stream can merge many topics in change order. The
+//! stream of all tasks never skips: it is told of the gap ([`Rule::InOrder`]) and resynchronises
+//! from the tracker.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::encoder::Frame;
+use super::inbox::Inbox;
 use crate::slab::{Key, Slab};
 
 /// How far behind a viewer that was stuck may be and still get every frame it missed.
@@ -44,15 +54,84 @@ struct Inner {
     viewers: Slab<Slot>,
 }
 
+/// A subscribed viewer: how a publish tells it of a frame, and whether frames wait for it.
 #[derive(Debug)]
-struct Slot {
-    waker: Option<Waker>,
-    attached: bool,
+enum Slot {
+    /// A viewer of this task alone: its waker, taken by the publish that wakes it.
+    Task { waker: Option<Waker>, attached: bool },
+    /// A member of a stream of many tasks: its stream's inbox and its number there.
+    Member { inbox: Arc<Inbox>, member: u8, attached: bool },
+}
+
+impl Slot {
+    fn attached(&self) -> bool {
+        match self {
+            Slot::Task { attached, .. } | Slot::Member { attached, .. } => *attached,
+        }
+    }
+
+    fn set_attached(&mut self, value: bool) {
+        match self {
+            Slot::Task { attached, .. } | Slot::Member { attached, .. } => *attached = value,
+        }
+    }
+
+    /// Tells the viewer a frame was published; the waker to wake, if any.
+    fn notify(&mut self) -> Option<Waker> {
+        match self {
+            Slot::Task { waker, .. } => waker.take(),
+            Slot::Member { inbox, member, .. } => inbox.notify(usize::from(*member)),
+        }
+    }
+}
+
+/// What a viewer does when the frames after its cursor are not all kept, or it comes back from
+/// a stuck write too far behind (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Skip to the newest frame, which is the whole state of the task.
+    Skip,
+    /// Skip likewise, but take no frame whose change sequence number is above this.
+    SkipUpTo(u64),
+    /// Never skip: report the gap (the stream of all tasks, whose newest frame is one task's).
+    InOrder,
+}
+
+/// What a viewer took.
+#[derive(Debug)]
+pub enum Take {
+    /// The next frame; the cursor moved past it.
+    Frame(Arc<Frame>),
+    /// Under [`Rule::SkipUpTo`]: the frame due has this change sequence number, above the
+    /// limit; nothing was taken.
+    Later(u64),
+    /// Under [`Rule::InOrder`]: the frames due are gone; nothing was taken.
+    Gap,
+    /// No frame after the cursor.
+    Nothing,
 }
 
 impl Inner {
     fn first_seq(&self) -> u64 {
         self.seq + 1 - self.frames.len() as u64
+    }
+
+    /// The frame a viewer at `cursor` takes next, as an index into `frames`, and whether it is
+    /// the one right after the cursor (else it is the newest: a skip).
+    fn due(&self, attached: bool, cursor: u64) -> Option<(usize, bool)> {
+        if self.seq == cursor {
+            return None;
+        }
+        let first = self.first_seq();
+        let in_order = cursor + 1 >= first && (attached || self.seq - cursor <= BEHIND_BOUND);
+        let at = if in_order { cursor + 1 } else { self.seq };
+        Some(((at - first) as usize, in_order))
+    }
+
+    /// The change sequence number of the frame the viewer `key` at `cursor` takes next.
+    fn due_seq(&self, key: Key, cursor: u64) -> Option<u64> {
+        let attached = self.viewers.get(key)?.attached();
+        self.due(attached, cursor).map(|(index, _)| self.frames[index].0.seq)
     }
 
     /// Gives up a viewer's claim on every frame after `cursor`.
@@ -81,9 +160,9 @@ impl Inner {
 
 impl Topic {
     /// A topic whose first frame is `first`.
-    pub fn new(first: Frame) -> Topic {
+    pub fn new(first: impl Into<Arc<Frame>>) -> Topic {
         let mut frames = VecDeque::with_capacity(1);
-        frames.push_back((Arc::new(first), 0));
+        frames.push_back((first.into(), 0));
         Topic { inner: Mutex::new(Inner { frames, seq: 1, attached: 0, viewers: Slab::default() }) }
     }
 
@@ -93,14 +172,14 @@ impl Topic {
     }
 
     /// Appends a frame and wakes every waiting viewer.
-    pub fn publish(&self, frame: Frame) {
+    pub fn publish(&self, frame: impl Into<Arc<Frame>>) {
         let wakers: Vec<Waker> = {
             let mut inner = self.lock();
             let attached = inner.attached;
-            inner.frames.push_back((Arc::new(frame), attached));
+            inner.frames.push_back((frame.into(), attached));
             inner.seq += 1;
             inner.trim();
-            inner.viewers.values_mut().filter_map(|s| s.waker.take()).collect()
+            inner.viewers.values_mut().filter_map(Slot::notify).collect()
         };
         // Outside the lock: a woken viewer on another thread can take the lock at once.
         if let Some(wakers) = hold(wakers) {
@@ -134,10 +213,31 @@ impl Topic {
     /// snapshot and the changes after it can never miss or repeat a frame.
     pub fn subscribe(self: &Arc<Self>) -> (Viewer, Arc<Frame>) {
         let mut inner = self.lock();
-        let key = inner.viewers.insert(Slot { waker: None, attached: true });
+        let key = inner.viewers.insert(Slot::Task { waker: None, attached: true });
         inner.attached += 1;
         let latest = Arc::clone(&inner.frames.back().expect("a topic is never empty").0);
         (Viewer { topic: Arc::clone(self), key, cursor: inner.seq }, latest)
+    }
+
+    /// Subscribes member `member` of a stream of many tasks, notified through `inbox`. When the
+    /// newest frame (returned) shows a change after `after` (a change sequence number), the
+    /// member is positioned before it, so it takes it as its snapshot in change order with its
+    /// stream's other frames, and is marked ready; else after it.
+    pub fn subscribe_member(self: &Arc<Self>, inbox: &Arc<Inbox>, member: usize, after: u64) -> (Viewer, Arc<Frame>) {
+        debug_assert!(member < super::inbox::MAX_MEMBERS);
+        let mut inner = self.lock();
+        let slot = Slot::Member { inbox: Arc::clone(inbox), member: member as u8, attached: true };
+        let key = inner.viewers.insert(slot);
+        inner.attached += 1;
+        let mut cursor = inner.seq;
+        let newest = inner.frames.back_mut().expect("a topic is never empty");
+        let latest = Arc::clone(&newest.0);
+        if latest.seq > after {
+            newest.1 += 1;
+            cursor -= 1;
+            inbox.mark(member);
+        }
+        (Viewer { topic: Arc::clone(self), key, cursor }, latest)
     }
 }
 
@@ -153,49 +253,102 @@ pub struct Viewer {
 impl Viewer {
     /// The next frame for this viewer, or `Pending` (with the waker registered) when there is none.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Arc<Frame>> {
-        let mut guard = self.topic.lock();
-        if let Some(frame) = take(self.key, &mut self.cursor, &mut guard) {
-            return Poll::Ready(frame);
+        match self.poll_take(cx, Rule::Skip) {
+            Poll::Ready(Take::Frame(frame)) => Poll::Ready(frame),
+            _ => Poll::Pending,
         }
-        if let Some(slot) = guard.viewers.get_mut(self.key) {
-            match &slot.waker {
+    }
+
+    /// The next frame if one is ready, without waiting: to gather several frames into one write.
+    pub fn try_next(&mut self) -> Option<Arc<Frame>> {
+        match self.try_take(Rule::Skip) {
+            Take::Frame(frame) => Some(frame),
+            _ => None,
+        }
+    }
+
+    /// What the viewer takes under `rule`, or `Pending` with the waker registered when there is
+    /// nothing (a viewer of one task alone; members are woken through their inbox).
+    pub fn poll_take(&mut self, cx: &mut Context<'_>, rule: Rule) -> Poll<Take> {
+        let mut guard = self.topic.lock();
+        match take(self.key, &mut self.cursor, &mut guard, rule) {
+            Take::Nothing => {}
+            taken => return Poll::Ready(taken),
+        }
+        if let Some(Slot::Task { waker, .. }) = guard.viewers.get_mut(self.key) {
+            match waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
-                _ => slot.waker = Some(cx.waker().clone()),
+                _ => *waker = Some(cx.waker().clone()),
             }
         }
         Poll::Pending
     }
 
-    /// The next frame if one is ready, without waiting: to gather several frames into one write.
-    pub fn try_next(&mut self) -> Option<Arc<Frame>> {
+    /// What the viewer takes under `rule` now, without waiting.
+    pub fn try_take(&mut self, rule: Rule) -> Take {
+        take(self.key, &mut self.cursor, &mut self.topic.lock(), rule)
+    }
+
+    /// The change sequence number of the frame this viewer would take next, if there is one.
+    pub fn next_seq(&self) -> Option<u64> {
+        self.topic.lock().due_seq(self.key, self.cursor)
+    }
+
+    /// Takes the frame due unless its change sequence number is above `max`
+    /// ([`Rule::SkipUpTo`]); with the number of the frame due after it, under the same lock.
+    pub fn take_upto(&mut self, max: u64) -> (Take, Option<u64>) {
         let mut guard = self.topic.lock();
-        take(self.key, &mut self.cursor, &mut guard)
+        let taken = take(self.key, &mut self.cursor, &mut guard, Rule::SkipUpTo(max));
+        let next = match taken {
+            Take::Frame(_) => guard.due_seq(self.key, self.cursor),
+            _ => None,
+        };
+        (taken, next)
+    }
+
+    /// Moves the cursor to the newest frame without taking anything, attached again; returns
+    /// that frame's change sequence number. The stream of all tasks does this when it resyncs.
+    pub fn skip_to_newest(&mut self) -> u64 {
+        let mut guard = self.topic.lock();
+        let inner = &mut *guard;
+        if let Some(slot) = inner.viewers.get_mut(self.key) {
+            if slot.attached() {
+                inner.release_after(self.cursor);
+            } else {
+                slot.set_attached(true);
+                inner.attached += 1;
+            }
+        }
+        self.cursor = inner.seq;
+        inner.frames.back().expect("a topic is never empty").0.seq
     }
 
     /// The viewer's socket stopped taking writes: frames no longer wait for it.
     pub fn detach(&mut self) {
         let mut inner = self.topic.lock();
         let Some(slot) = inner.viewers.get_mut(self.key) else { return };
-        if !slot.attached {
+        if !slot.attached() {
             return;
         }
-        slot.attached = false;
+        slot.set_attached(false);
         inner.attached -= 1;
         inner.release_after(self.cursor);
     }
 }
 
 /// Takes the frame after `cursor` for the viewer `key` (see the module docs for which one).
-fn take(key: Key, cursor: &mut u64, inner: &mut Inner) -> Option<Arc<Frame>> {
-    let slot = inner.viewers.get_mut(key)?;
-    if inner.seq == *cursor {
-        return None;
+fn take(key: Key, cursor: &mut u64, inner: &mut Inner, rule: Rule) -> Take {
+    let Some(was_attached) = inner.viewers.get(key).map(Slot::attached) else { return Take::Nothing };
+    let Some((index, in_order)) = inner.due(was_attached, *cursor) else { return Take::Nothing };
+    match rule {
+        Rule::SkipUpTo(max) if inner.frames[index].0.seq > max => return Take::Later(inner.frames[index].0.seq),
+        Rule::InOrder if !in_order => return Take::Gap,
+        _ => {}
     }
-    let was_attached = slot.attached;
-    slot.attached = true;
+    if let Some(slot) = inner.viewers.get_mut(key) {
+        slot.set_attached(true);
+    }
     let first = inner.first_seq();
-    let behind = inner.seq - *cursor;
-    let in_order = *cursor + 1 >= first && (was_attached || behind <= BEHIND_BOUND);
     if !was_attached {
         // Back from a stuck write: frames wait for this viewer again.
         inner.attached += 1;
@@ -218,7 +371,7 @@ fn take(key: Key, cursor: &mut u64, inner: &mut Inner) -> Option<Arc<Frame>> {
     *pending = pending.saturating_sub(1);
     let frame = Arc::clone(frame);
     inner.trim();
-    Some(frame)
+    Take::Frame(frame)
 }
 
 impl Drop for Viewer {

@@ -8,19 +8,27 @@ use std::time::Instant;
 use serde_json::Value;
 use sse_progress::client::{self, Event, EventReader};
 
-use super::{TIMEOUT, connect};
+use super::{PROGRESS, TIMEOUT, connect};
 
 /// The request head of `GET /progress/{task_id}` (`task_id` may carry a query) with
 /// `Accept: text/event-stream` and `headers`.
 pub fn stream_request(task_id: &str, headers: &[(&str, &str)]) -> String {
-    let mut text = format!(
-        "GET /api/brand-monitor/progress/{task_id} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
-    );
+    get_request(&format!("{PROGRESS}/{task_id}"), headers)
+}
+
+/// The request head of `GET {target}` with `Accept: text/event-stream` and `headers`.
+pub fn get_request(target: &str, headers: &[(&str, &str)]) -> String {
+    let mut text = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("\r\n");
     text
+}
+
+/// The target of the stream of many tasks following `task_ids` (`?tasks=`, comma separated).
+pub fn many_target(task_ids: &[&str]) -> String {
+    format!("{PROGRESS}?tasks={}", task_ids.join(","))
 }
 
 /// A stream opened with GET; holds the socket.
@@ -54,8 +62,13 @@ impl Stream {
 
 /// Opens `GET /api/brand-monitor/progress/{task_id}` with extra headers.
 pub fn open_stream(addr: SocketAddr, task_id: &str, headers: &[(&str, &str)]) -> Stream {
+    open_target(addr, &format!("{PROGRESS}/{task_id}"), headers)
+}
+
+/// Opens a stream at `target` (a path and query) with extra headers.
+pub fn open_target(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Stream {
     let mut stream = connect(addr);
-    stream.write_all(stream_request(task_id, headers).as_bytes()).unwrap();
+    stream.write_all(get_request(target, headers).as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
     let (status, headers) = client::read_head(&mut reader).expect("a response head");
     let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked");
