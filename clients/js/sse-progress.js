@@ -753,10 +753,10 @@ class Follower {
     if (this.group === null && this.startTimer === null) this.update({ connectionState: 'closed' });
   }
 
-  /** Following ends without an error (a 204: nothing more will come). */
+  /** Following ends without an error (a 204: nothing more will come; the trouble before it is over). */
   stopped() {
     this.leave(true);
-    this.update({ connectionState: 'closed' });
+    this.update({ connectionState: 'closed', error: null });
   }
 
   leave(finished) {

@@ -77,10 +77,10 @@ test('an unknown task (404) is final: one request, onError once, no retry', asyn
   const { page, streams } = await setup(t);
   await page.evaluate(() => follow('no-such-task', { reconnectDelay: 100, maxReconnectAttempts: Infinity }));
   await page.waitForFunction(() => snap(0).connectionState === 'closed');
-  assert.equal((await page.evaluate(() => snap(0))).error.code, 'not_found');
+  assert.equal((await page.evaluate(() => snap(0))).error.code, 'task_not_found');
   await quiet(600);
   assert.equal(streams.length, 1);
-  assert.deepEqual(await page.evaluate(() => calls(0, 'error')), [['error', 'not_found', null]]);
+  assert.deepEqual(await page.evaluate(() => calls(0, 'error')), [['error', 'task_not_found', null]]);
 });
 
 test('a task refused alone on the shared stream gets its error; the others go on', async (t) => {
@@ -105,7 +105,7 @@ test('a new task joins the shared stream: reopened without Last-Event-ID, its sn
   await server.create('older');
   await server.create('first');
   await page.evaluate(() => follow('first'));
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
   // `first` changes after `older` did: resuming from here would skip `older`'s snapshot.
   await server.update('first', { status: 'running', progress: 10 });
   await page.waitForFunction(() => snap(0).progress === 10);
@@ -142,7 +142,7 @@ test('disconnect() closes the stream on the server and leaves nothing running', 
   const { server, page, streams } = await setup(t);
   await server.create('long-task');
   await page.evaluate(() => follow('long-task', { reconnectDelay: 100 }));
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
   await server.activeStreams(1);
   await page.evaluate(() => recs[0].client.disconnect());
   await server.activeStreams(0);

@@ -65,7 +65,7 @@ test('the attempts run out after maxReconnectAttempts: onError once, then nothin
   const { server, page, streams } = await setup(t);
   await server.create('doomed');
   await page.evaluate(() => follow('doomed', { reconnectDelay: 100, maxReconnectAttempts: 2 }));
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
   await server.kill();
   await page.waitForFunction(() => snap(0).connectionState === 'closed');
   const state = await page.evaluate(() => snap(0));
@@ -82,7 +82,7 @@ test('offline: no attempt is wasted until the page is online again, then it resu
   await server.create('roaming');
   // A retry delay of a minute: only the `online` event can bring it back within the test.
   await page.evaluate(() => follow('roaming', { reconnectDelay: 60000, maxReconnectAttempts: 1 }));
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
   const lastId = await page.evaluate(() => snap(0).lastEventId);
   await context.setOffline(true);
   proxy.cutAll();
@@ -100,7 +100,7 @@ test('a page that becomes visible, or is restored from the back-forward cache, r
   const { server, page, proxy, streams } = await setup(t, { proxy: true });
   await server.create('mobile');
   await page.evaluate(() => follow('mobile', { reconnectDelay: 60000, maxReconnectAttempts: Infinity }));
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
 
   proxy.cutAll();
   await page.waitForFunction(() => snap(0).connectionState === 'reconnecting');
@@ -130,11 +130,11 @@ test('a stream silent for idleTimeout is taken as dead and resumed', async (t) =
   const { server, page, streams, headers } = await setup(t);
   await server.create('quiet-task');
   await page.evaluate(() => follow('quiet-task', { idleTimeout: 1000, reconnectDelay: 50 }));
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
   const lastId = await page.evaluate(() => snap(0).lastEventId);
   await waitFor('a reconnect after the silence', () => streams.length >= 2);
   assert.equal((await headers(1))['last-event-id'], lastId);
-  await page.waitForFunction(() => snap(0).isConnected);
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
   await page.evaluate(() => recs[0].client.disconnect());
   await server.activeStreams(0);
   assert.ok((await server.health()).totalConnections >= 2);

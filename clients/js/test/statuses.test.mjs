@@ -51,12 +51,12 @@ test('5xx backs off: reconnectDelay doubled per attempt, attempts counted, then 
   await server.create('flaky');
   const error = { status: 500, contentType: 'text/plain', body: 'oops' };
   const seen = await answerStreams(page, [error, error, error]);
-  await page.evaluate(() => follow('flaky', { reconnectDelay: 200, maxReconnectDelay: 5000, maxReconnectAttempts: 5 }));
+  await page.evaluate(() => follow('flaky', { reconnectDelay: 400, maxReconnectDelay: 5000, maxReconnectAttempts: 5 }));
   await page.waitForFunction(() => snap(0).isConnected);
   assert.equal(seen.length, 4);
   const gaps = [1, 2, 3].map((i) => seen[i].at - seen[i - 1].at);
-  // Nominal 200, 400, 800 ms, each up to 30 % shorter at random: every gap is longer than the one before.
-  assert.ok(gaps[0] >= 130 && gaps[1] > gaps[0] && gaps[2] > gaps[1], `gaps ${gaps}`);
+  // Nominal 400, 800, 1600 ms, each up to 30 % shorter at random: every gap is longer than the one before.
+  assert.ok(gaps[0] >= 280 && gaps[1] > gaps[0] && gaps[2] > gaps[1], `gaps ${gaps}`);
   const attempts = await page.evaluate(() => recs[0].states.map((s) => s.reconnectAttempts));
   assert.deepEqual([...new Set(attempts)], [0, 1, 2, 3]);
   assert.equal(await page.evaluate(() => snap(0).reconnectAttempts), 3);

@@ -91,8 +91,15 @@ export async function openPage(browser, origin, { react = false } = {}) {
       await route.fulfill({ status: 404, body: 'no such test file' });
     }
   });
+  const console = [];
+  page.on('console', (message) => console.push(`${message.type()}: ${message.text()}`));
+  page.on('requestfailed', (request) => console.push(`failed: ${request.url()} ${request.failure()?.errorText}`));
   await page.goto(`${origin}/__test/page.html`);
-  await page.waitForFunction(() => window.harnessReady === true);
+  try {
+    await page.waitForFunction(() => window.harnessReady === true);
+  } catch (e) {
+    throw new Error(`the test page did not load: ${[...console, ...errors].join('; ')}`, { cause: e });
+  }
   return {
     context,
     page,

@@ -41,7 +41,7 @@ export async function startServer(args = [], { port = 0, publishToken = null } =
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text) => {
       stderr += text;
-      const found = /sse-progress listening on (http:\/\/\S+)/.exec(stderr);
+      const found = /sse-progress listening on (http:\/\/\S+)\r?\n/.exec(stderr);
       if (found) {
         clearTimeout(timer);
         resolve(found[1]);
