@@ -69,7 +69,8 @@ export function useSSEProgress(taskId, options = {}) {
     latest.current = options;
   });
   const [store] = useState(makeStore);
-  const { baseUrl, token, autoReconnect, maxReconnectAttempts, reconnectDelay, maxReconnectDelay, idleTimeout } = options;
+  const { baseUrl, token, autoReconnect, maxReconnectAttempts, reconnectDelay, maxReconnectDelay, idleTimeout } =
+    options;
 
   useEffect(() => {
     if (taskId === null || taskId === undefined) return undefined;
@@ -92,7 +93,9 @@ export function useSSEProgress(taskId, options = {}) {
       store.detach(client);
       client.disconnect();
     };
-  }, [store, taskId, baseUrl, token, autoReconnect, maxReconnectAttempts, reconnectDelay, maxReconnectDelay, idleTimeout]);
+    // The connection options, not the callbacks: a new callback must not reconnect.
+  }, [store, taskId, baseUrl, token, autoReconnect, maxReconnectAttempts, reconnectDelay, maxReconnectDelay,
+    idleTimeout]);
 
   const state = useSyncExternalStore(store.subscribe, () => store.snapshot(taskId), serverSnapshot);
   return useMemo(() => ({ ...state, reconnect: store.reconnect, disconnect: store.disconnect }), [state, store]);

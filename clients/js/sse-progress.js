@@ -208,6 +208,10 @@ function error(code, message) {
   return Object.freeze({ code, message });
 }
 
+function networkError(e) {
+  return error('network_error', String((e && e.message) || e));
+}
+
 function isTerminal(status) {
   return status === 'completed' || status === 'failed';
 }
@@ -332,7 +336,14 @@ class Group {
     liveGroups.add(this);
     watchPage(true);
     if (entry === undefined) {
-      entry = { taskId: follower.taskId, token: follower.options.token, followers: new Set(), task: null, id: '', conn: null };
+      entry = {
+        taskId: follower.taskId,
+        token: follower.options.token,
+        followers: new Set(),
+        task: null,
+        id: '',
+        conn: null,
+      };
       this.entries.set(follower.taskId, entry);
       entry.followers.add(follower);
       follower.group = this;
@@ -440,7 +451,7 @@ class Group {
     this.conn = conn;
     for (const entry of this.entries.values()) entry.conn = conn;
     this.arm(conn);
-    this.read(conn, url, headers, resume).catch((e) => this.lost(conn, error('network_error', String(e && e.message || e))));
+    this.read(conn, url, headers, resume).catch((e) => this.lost(conn, networkError(e)));
   }
 
   /** The heartbeat watchdog: no byte for `idleTimeout` means the connection is dead. */
@@ -448,7 +459,8 @@ class Group {
     const idle = this.least('idleTimeout', DEFAULT_IDLE_TIMEOUT);
     const left = conn.lastByte + idle - Date.now();
     if (left <= 0) {
-      this.lost(conn, error('stream_timeout', `No data for ${Math.round(idle / 1000)} s: the connection is taken as dead.`));
+      const seconds = Math.round(idle / 1000);
+      this.lost(conn, error('stream_timeout', `No data for ${seconds} s: the connection is taken as dead.`));
       return;
     }
     conn.watchdog = setTimeout(() => {
@@ -459,9 +471,10 @@ class Group {
   async read(conn, url, headers, resume) {
     let response;
     try {
-      response = await fetch(url, { headers, signal: conn.controller.signal, cache: 'no-store', credentials: 'same-origin' });
+      const signal = conn.controller.signal;
+      response = await fetch(url, { headers, signal, cache: 'no-store', credentials: 'same-origin' });
     } catch (e) {
-      this.lost(conn, error('network_error', String(e && e.message || e)));
+      this.lost(conn, networkError(e));
       return;
     }
     if (this.conn !== conn) return;
@@ -486,7 +499,8 @@ class Group {
     const type = response.headers.get('Content-Type') || '';
     if (!/^text\/event-stream\b/i.test(type) || response.body === null) {
       response.body?.cancel().catch(() => {});
-      this.end(conn, error('bad_content_type', `The server answered ${type || 'no content type'}, not an event stream.`));
+      const what = type || 'no content type';
+      this.end(conn, error('bad_content_type', `The server answered ${what}, not an event stream.`));
       return;
     }
     this.opened(conn);
@@ -500,7 +514,7 @@ class Group {
       try {
         chunk = await reader.read();
       } catch (e) {
-        this.lost(conn, error('network_error', String(e && e.message || e)));
+        this.lost(conn, networkError(e));
         return;
       }
       if (this.conn !== conn) {
@@ -564,7 +578,9 @@ class Group {
 
   progress(entry, task, id) {
     const last = entry.task;
-    if (last !== null && last.eventId === task.eventId && last.updatedAt === task.updatedAt && last.status === task.status) return;
+    // The same snapshot again (a reopened stream sends every task's): nothing changed.
+    const same = last !== null && last.eventId === task.eventId && last.updatedAt === task.updatedAt;
+    if (same && last.status === task.status) return;
     entry.task = task;
     entry.id = id;
     for (const f of [...entry.followers]) if (f.group === this) f.progress(task, id);
@@ -579,10 +595,11 @@ class Group {
       return;
     }
     const next = this.attempts + 1;
+    const spent = `gave up after ${this.attempts} reconnect attempt${this.attempts === 1 ? '' : 's'}`;
     for (const f of this.followers()) {
       const max = f.options.maxReconnectAttempts ?? DEFAULT_MAX_ATTEMPTS;
       if (f.options.autoReconnect === false || !(next <= max)) {
-        const why = f.options.autoReconnect === false ? 'no automatic reconnect' : `gave up after ${this.attempts} reconnect attempts`;
+        const why = f.options.autoReconnect === false ? 'no automatic reconnect' : spent;
         f.fail(error(cause.code, `${cause.message} (${why})`), null, false);
       } else {
         f.lost(cause);
@@ -630,11 +647,11 @@ class Group {
   end(conn, cause) {
     if (this.conn !== conn) return;
     this.drop();
+    // The last one to leave stops the group; one that a callback brought back opens a new request.
     for (const f of this.followers()) {
       if (cause === null) f.stopped();
       else f.fail(cause, null, true);
     }
-    if (this.entries.size > 0) this.stop();
   }
 
   /** The page came back (online, visible, restored): a lost stream is retried now. */
@@ -693,7 +710,8 @@ class Follower {
   start() {
     this.startTimer = null;
     if (!TASK_ID.test(this.taskId)) {
-      this.fail(error('invalid_task_id', 'A task id is 1 to 128 characters of A-Z a-z 0-9 _ - . and does not start with a dot.'), null, true);
+      const rule = 'A task id is 1 to 128 characters of A-Z a-z 0-9 _ - . and does not start with a dot.';
+      this.fail(error('invalid_task_id', rule), null, true);
       return;
     }
     const base = resolveBase(this.options.baseUrl);

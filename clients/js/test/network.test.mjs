@@ -139,3 +139,22 @@ test('a stream silent for idleTimeout is taken as dead and resumed', async (t) =
   await server.activeStreams(0);
   assert.ok((await server.health()).totalConnections >= 2);
 });
+
+test('the attempt count starts again only once a connection has stayed open for a while', async (t) => {
+  const { server, page, proxy, streams } = await setup(t, { proxy: true });
+  await server.create('stable');
+  await page.evaluate(() => follow('stable', { reconnectDelay: 50, maxReconnectAttempts: 1 }));
+  await page.waitForFunction(() => snap(0).isConnected && snap(0).status !== null);
+  proxy.cutAll();
+  await page.waitForFunction(() => snap(0).reconnectAttempts === 1 && snap(0).isConnected);
+  // Open for 10 s: the one attempt allowed is given back.
+  await page.waitForFunction(() => snap(0).reconnectAttempts === 0, null, { timeout: 20000 });
+  assert.equal(await page.evaluate(() => snap(0).isConnected), true);
+  proxy.cutAll();
+  await page.waitForFunction(() => snap(0).reconnectAttempts === 1 && snap(0).isConnected);
+  // Cut again at once: that connection was not stable, so the attempts are spent.
+  proxy.cutAll();
+  await page.waitForFunction(() => snap(0).connectionState === 'closed');
+  assert.match(await page.evaluate(() => snap(0).error.message), /gave up after 1 reconnect attempt\b/);
+  assert.equal(streams.length, 3);
+});
