@@ -12,9 +12,10 @@
 //!
 //! Every change of any task also takes the next number of the server-wide change sequence
 //! (`State::seq`), which streams of many tasks send as `id:`. Each change is published to its
-//! task's topic and to the feed (`feed.rs`), the topic of every change, and only then is its
-//! number stored in `published`: a stream of many tasks that reads that number knows every
-//! change up to it is in its topic, which is what lets it merge topics in change order.
+//! task's topic and to the feed (`feed.rs`), the topic of every change; only then is its
+//! number stored in `published`, and only then are the viewers woken. A stream of many tasks
+//! that reads that number knows every change up to it is in its topic, which is what lets it
+//! merge topics in change order; and a viewer woken finds the change counted.
 
 mod feed;
 
@@ -32,7 +33,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::log::Ns;
 use crate::log::debug;
 use crate::sse::encoder::Frame;
-use crate::sse::topic::Topic;
+use crate::sse::topic::{Topic, Wakes};
 use crate::store::{Loaded, MemoryStore, TaskStore};
 use crate::task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate, sanitize_error, validate_result, validate_task_id};
 
@@ -231,7 +232,7 @@ impl ProgressTracker {
         state.seq = seq;
         let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), false));
         let topic = Arc::new(Topic::new(Arc::clone(&frame)));
-        self.announce(seq, frame);
+        self.announce(seq, None, frame);
         let subscribe_token = self.inner.config.require_subscribe_token.then(crate::random::token);
         debug!(Ns::Tracker, "create {} (change {seq})", task.task_id);
         state.hold(&task);
@@ -287,8 +288,8 @@ impl ProgressTracker {
         entry.seq = seq;
         let terminal = task.status.is_terminal();
         let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
-        entry.topic.publish(Arc::clone(&frame));
-        self.announce(seq, frame);
+        let wakes = entry.topic.append(Arc::clone(&frame));
+        self.announce(seq, Some(wakes), frame);
         let task = Arc::new(task);
         let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
         state.release(&old);
@@ -339,8 +340,8 @@ impl ProgressTracker {
             return Err(storage_error(e));
         }
         state.seq = seq;
-        entry.topic.publish(Frame::deleted(seq, task_id));
-        self.removed(&mut state, seq, task_id);
+        let wakes = entry.topic.append(Frame::deleted(seq, task_id));
+        self.removed(&mut state, seq, task_id, Some(wakes));
         state.release(&entry.task);
         debug!(Ns::Tracker, "delete {task_id} (change {seq})");
         Ok(())
@@ -379,6 +380,12 @@ impl ProgressTracker {
         self.lock().tasks.get(task_id).map(|e| Arc::clone(&e.topic))
     }
 
+    /// The topic of every change of every task (the stream of all tasks follows it).
+    #[doc(hidden)]
+    pub fn feed_topic(&self) -> Arc<Topic> {
+        Arc::clone(&self.inner.feed)
+    }
+
     /// Counts by status, kept as tasks change (no walk over the tasks).
     pub fn counts(&self) -> TaskCounts {
         self.lock().counts
@@ -410,7 +417,7 @@ impl ProgressTracker {
                 state.seq += 1;
                 let _ = self.inner.store.remove(&id, state.seq);
                 let seq = state.seq;
-                self.removed(state, seq, &id);
+                self.removed(state, seq, &id, None);
                 removed += 1;
             }
         }
@@ -421,11 +428,16 @@ impl ProgressTracker {
         self.inner.store.save(task, seq).map_err(storage_error)
     }
 
-    /// Publishes change `seq` to the feed, after its task's topic, and then says it is
-    /// published (see the module docs).
-    fn announce(&self, seq: u64, frame: Arc<Frame>) {
-        self.inner.feed.publish(frame);
+    /// Publishes change `seq` to the feed, after its task's topic (whose viewers to wake are
+    /// `topic`), says it is published (see the module docs), and only then wakes the viewers, so
+    /// none of them finds the change not yet counted.
+    fn announce(&self, seq: u64, topic: Option<Wakes>, frame: Arc<Frame>) {
+        let feed = self.inner.feed.append(frame);
         self.inner.published.store(seq, Ordering::Release);
+        if let Some(topic) = topic {
+            topic.wake();
+        }
+        feed.wake();
     }
 
     /// The newest change sequence number whose frames are all in their topics.

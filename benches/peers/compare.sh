@@ -9,6 +9,9 @@
 #                   on core 1: the comparison issue 4 defines
 #   CORES=both      nothing pinned: each server on two threads/workers, the tool on two threads,
 #                   all sharing both cores
+#   BUILDS="a=PATH b=PATH"  instead of this tree's release build, each named binary runs as a peer
+#                   of its own (rows `sse-progress[a]`, ...), alternating with nchan in the same run:
+#                   how before/after figures of a change are measured
 #   BUSY=1          the tool's viewer threads poll without sleeping (`bench --busy-poll`; with
 #                   CORES=one only): on loopback a sleeping viewer thread makes every server send
 #                   pay for waking it (an IPI), which a server never pays for remote clients
@@ -43,6 +46,9 @@ if [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
 fi
 cargo build --release --quiet
 bin=target/release/sse-progress
+builds=(${BUILDS:-this=$bin})
+peers=(nchan)
+for b in "${builds[@]}"; do peers+=("sse-progress[${b%%=*}]"); done
 work=$(mktemp -d)
 sed "s/^worker_processes 1;.*/worker_processes $threads;/" benches/peers/nchan.conf >"$work/nchan.conf"
 pids=()
@@ -51,6 +57,8 @@ trap cleanup EXIT
 
 start_server() { # peer
   stop_servers
+  local server_bin=$bin
+  for b in "${builds[@]}"; do [ "$1" = "sse-progress[${b%%=*}]" ] && server_bin=${b#*=}; done
   if [ "$1" = nchan ]; then
     $pin_server nginx -p "$work" -c "$work/nchan.conf" &
     server=$!
@@ -59,7 +67,7 @@ start_server() { # peer
     for _ in $(seq 50); do curl -s -o /dev/null -X POST "$url/pub?id=warmup" -d x && break; sleep 0.1; done
     spids=$(echo "$server" $(pgrep -P "$server") | tr ' ' ',')
   else
-    $pin_server "$bin" serve --listen 127.0.0.1:18401 --threads "$threads" --connect-rate-per-client 0 \
+    $pin_server "$server_bin" serve --listen 127.0.0.1:18401 --threads "$threads" --connect-rate-per-client 0 \
       --max-streams-per-client 0 --max-connections-per-client 0 2>"$work/sse.log" &
     server=$!
     pids=("$server")
@@ -79,13 +87,15 @@ out=target/bench-compare-$cores${busy:+-busy}.jsonl
 run=0
 for n in "${sizes[@]}"; do
   for r in $(seq "$repeat"); do
-    for peer in nchan sse-progress; do
+    for peer in "${peers[@]}"; do
       run=$((run + 1))
       start_server "$peer"
       sources=$(for i in 1 2 3 4; do printf '127.%d.%d.%d,' $((run / 250 + 1)) $((run % 250)) "$i"; done)
-      $pin_tool "$bin" bench --peer "$peer" --url "$url" --streams "$n" --updates 20 --interval-ms 200 \
-        --sources "${sources%,}" --server-pid "$spids" --threads "$threads" $busy --json | tee -a "$out" \
-        || echo "{\"peer\":\"$peer\",\"streams\":$n,\"failed\":true}" | tee -a "$out"
+      label=$peer
+      [ ${#builds[@]} -gt 1 ] || [ "$peer" = nchan ] || label=sse-progress
+      $pin_tool "$bin" bench --peer "${peer%%[*}" --url "$url" --streams "$n" --updates 20 --interval-ms 200 \
+        --sources "${sources%,}" --server-pid "$spids" --threads "$threads" $busy --json | sed "s/\"peer\":\"${peer%%[*}\"/\"peer\":\"$label\"/" | tee -a "$out" \
+        || echo "{\"peer\":\"$label\",\"streams\":$n,\"failed\":true}" | tee -a "$out"
     done
   done
 done

@@ -156,7 +156,8 @@ fn stream_start<S>(source: S, opening: Opening, request: &Request, cors: Vec<(&'
 /// as `%2C`); 1 to [`MAX_TASKS`] distinct valid ids, else 400.
 fn task_list(list: &str) -> Result<Vec<String>, Response> {
     let bad_list = || Response::error(400, "bad_request", "`tasks` lists 1 to 100 distinct task ids, comma separated.");
-    let decoded = percent_decode(list).ok_or_else(|| Response::from(&invalid_id()))?;
+    let decoded = percent_decode(list)
+        .ok_or_else(|| Response::error(400, "invalid_task_id", "`tasks` is not percent-encoded UTF-8."))?;
     let ids: Vec<&str> = decoded.split(',').collect();
     if ids.len() > MAX_TASKS {
         return Err(bad_list());
@@ -169,10 +170,6 @@ fn task_list(list: &str) -> Result<Vec<String>, Response> {
         }
     }
     Ok(ids.into_iter().map(str::to_owned).collect())
-}
-
-fn invalid_id() -> Error {
-    validate_task_id("").expect_err("an empty id is invalid")
 }
 
 /// The topic of task `i` of the list, or why it is refused.

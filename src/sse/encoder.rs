@@ -404,4 +404,36 @@ mod tests {
         assert_eq!(frame.framed(Framing::CloseDelimited), frame.plain());
         assert_ne!(frame.chunked(), frame.plain());
     }
+
+    #[test]
+    fn a_change_is_written_with_its_event_id_or_its_change_number_without_a_copy() {
+        // Shows the two forms of a change: one slice with `id: <eventId>`, or a head with
+        // `id: <seq>` and the same `data:` line (a slice of the first form), in either framing.
+        let frame = Frame::change(1234, 7, r#"{"a":1}"#, true);
+        assert_eq!((frame.kind, frame.seq, frame.event_id), (FrameKind::Terminal, 1234, 7));
+        assert_eq!(frame.plain(), b"event: progress\nid: 7\ndata: {\"a\":1}\n\n");
+        let seq_event = "event: progress\nid: 1234\ndata: {\"a\":1}\n\n";
+        let joined = |framing, ids| frame.parts(framing, ids).concat();
+        assert_eq!(joined(Framing::CloseDelimited, Ids::ChangeSeq), seq_event.as_bytes());
+        let chunk = format!("{:x}\r\n{seq_event}\r\n", seq_event.len());
+        assert_eq!(joined(Framing::Chunked, Ids::ChangeSeq), chunk.as_bytes());
+        assert_eq!(frame.len(Framing::Chunked, Ids::ChangeSeq), chunk.len());
+        assert_eq!(joined(Framing::Chunked, Ids::EventId), frame.chunked());
+        let [_, tail] = frame.parts(Framing::Chunked, Ids::ChangeSeq);
+        assert!(std::ptr::eq(&tail[tail.len() - 2..], &frame.chunked()[frame.chunked().len() - 2..]), "shared");
+    }
+
+    #[test]
+    fn a_deletion_names_its_task_only_on_streams_of_many() {
+        let frame = Frame::deleted(9, "t1");
+        assert!(frame.ends_stream());
+        assert_eq!(frame.json(), r#"{"code":"task_deleted","message":"The task was deleted."}"#);
+        let many = frame.parts(Framing::CloseDelimited, Ids::ChangeSeq).concat();
+        let want = "event: error\ndata: {\"code\":\"task_deleted\",\"message\":\"The task was deleted.\",\"taskId\":\"t1\"}\n\n";
+        assert_eq!(String::from_utf8(many).unwrap(), want);
+        let removed = Frame::removed(10, "t1");
+        assert!(!removed.ends_stream());
+        assert_eq!(removed.plain(), b"event: removed\nid: 10\ndata: {\"taskId\":\"t1\"}\n\n");
+        assert_eq!(removed.parts(Framing::Chunked, Ids::ChangeSeq).concat(), removed.chunked());
+    }
 }

@@ -23,7 +23,8 @@ pub struct Feed {
     tracker: ProgressTracker,
     /// Frames to send before the feed's next: the opening snapshots, or a resync.
     queue: VecDeque<Arc<Frame>>,
-    /// The change number of the last frame taken.
+    /// Every change up to this number was taken, or is shown by a frame taken or queued: where
+    /// a resync starts from.
     last: u64,
 }
 
@@ -40,9 +41,11 @@ impl Feed {
         match taken {
             Take::Frame(frame) => Some(self.sent(frame)),
             Take::Gap => match self.tracker.resync(&mut self.viewer, self.last) {
-                Some(frames) => {
+                Some((frames, position)) => {
+                    // Everything up to the new position is in these frames or was sent.
+                    self.last = self.last.max(position);
                     self.queue = frames.into();
-                    self.queue.pop_front().map(|f| self.sent(f))
+                    self.queue.pop_front()
                 }
                 // It cannot be told what it missed: it starts again.
                 None => Some(Arc::new(Frame::too_slow())),

@@ -173,18 +173,19 @@ impl Topic {
 
     /// Appends a frame and wakes every waiting viewer.
     pub fn publish(&self, frame: impl Into<Arc<Frame>>) {
-        let wakers: Vec<Waker> = {
-            let mut inner = self.lock();
-            let attached = inner.attached;
-            inner.frames.push_back((frame.into(), attached));
-            inner.seq += 1;
-            inner.trim();
-            inner.viewers.values_mut().filter_map(Slot::notify).collect()
-        };
-        // Outside the lock: a woken viewer on another thread can take the lock at once.
-        if let Some(wakers) = hold(wakers) {
-            wakers.into_iter().for_each(Waker::wake);
-        }
+        self.append(frame).wake();
+    }
+
+    /// Appends a frame and marks the members of streams of many tasks ready; the viewers to
+    /// wake are returned, so the tracker can count the change as published before any of them
+    /// looks (a stream of many tasks woken earlier would find the change not yet counted).
+    pub fn append(&self, frame: impl Into<Arc<Frame>>) -> Wakes {
+        let mut inner = self.lock();
+        let attached = inner.attached;
+        inner.frames.push_back((frame.into(), attached));
+        inner.seq += 1;
+        inner.trim();
+        Wakes(inner.viewers.values_mut().filter_map(Slot::notify).collect())
     }
 
     /// The newest frame.
@@ -381,6 +382,21 @@ impl Drop for Viewer {
     }
 }
 
+/// Viewers to wake after a publish.
+#[derive(Debug)]
+#[must_use = "the viewers wait until woken"]
+pub struct Wakes(Vec<Waker>);
+
+impl Wakes {
+    /// Wakes them, or holds them back for a [`holding_wakes`] running on this thread. Called
+    /// outside the topic's lock: a woken viewer on another thread can take the lock at once.
+    pub fn wake(self) {
+        if let Some(wakers) = hold(self.0) {
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
 thread_local! {
     /// Wake-ups held back on this thread by [`holding_wakes`], if it is running.
     static HELD: std::cell::RefCell<Option<Vec<Waker>>> = const { std::cell::RefCell::new(None) };
@@ -563,6 +579,13 @@ mod tests {
         assert_eq!((topic.kept(), topic.viewers()), (1, 1));
         let (frames, viewers) = topic.capacity();
         assert!(frames <= FRAMES_FLOOR && viewers <= 64, "after: room for {frames} frames, {viewers} viewers");
+    }
+
+    #[test]
+    fn a_viewers_slot_is_no_larger_for_members_of_many_tasks() {
+        // Shows the per-viewer slot stayed three words (one waker and a flag before).
+        assert!(std::mem::size_of::<Slot>() <= 24, "{} bytes", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<Viewer>() <= 24);
     }
 
     #[test]

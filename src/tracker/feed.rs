@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{Entry, MAX_LIST, ProgressTracker, State, newest};
 use crate::sse::encoder::Frame;
-use crate::sse::topic::Viewer;
+use crate::sse::topic::{Viewer, Wakes};
 
 /// Removals remembered for resyncs.
 const REMOVALS_KEPT: usize = 1024;
@@ -49,8 +49,9 @@ pub(crate) struct FeedStart {
 }
 
 impl ProgressTracker {
-    /// Records removal `seq` of `task_id` and publishes it to the feed.
-    pub(super) fn removed(&self, state: &mut State, seq: u64, task_id: &str) {
+    /// Records removal `seq` of `task_id` and publishes it to the feed (after the task's topic,
+    /// whose viewers to wake are `topic`).
+    pub(super) fn removed(&self, state: &mut State, seq: u64, task_id: &str, topic: Option<Wakes>) {
         let frame = Arc::new(Frame::removed(seq, task_id));
         let removals = &mut state.removals;
         if removals.recent.len() == REMOVALS_KEPT
@@ -59,7 +60,7 @@ impl ProgressTracker {
             removals.forgotten = old;
         }
         removals.recent.push_back((seq, Arc::clone(&frame)));
-        self.announce(seq, frame);
+        self.announce(seq, topic, frame);
     }
 
     /// Subscribes a viewer of all tasks; `after` is the resume point (`None`: every snapshot).
@@ -74,22 +75,23 @@ impl ProgressTracker {
     }
 
     /// The frames that bring a viewer of all tasks whose last change was `after` up to the
-    /// newest, with `viewer` moved there; `None` when that cannot be told (removals forgotten,
-    /// or more than [`MAX_LIST`] tasks changed): the viewer must start again.
-    pub(crate) fn resync(&self, viewer: &mut Viewer, after: u64) -> Option<Vec<Arc<Frame>>> {
+    /// newest, with `viewer` moved there, and the number of that newest change; `None` when that
+    /// cannot be told (removals forgotten, or more than [`MAX_LIST`] tasks changed): the viewer
+    /// must start again.
+    pub(crate) fn resync(&self, viewer: &mut Viewer, after: u64) -> Option<(Vec<Arc<Frame>>, u64)> {
         let state = self.lock();
         if after < state.removals.forgotten {
             return None;
         }
         // Under the tracker's lock no change is published, so the feed's newest frame is the
         // last change and every task's snapshot is at or before it.
-        viewer.skip_to_newest();
+        let position = viewer.skip_to_newest();
         let changed: Vec<(u64, Arc<Frame>)> = state.tasks.values().filter(|e| e.seq > after).map(snapshot).collect();
         if changed.len() > MAX_LIST {
             return None;
         }
         let removals = state.removals.recent.iter().filter(|(seq, _)| *seq > after).cloned();
-        Some(in_change_order(changed.into_iter().chain(removals).collect()))
+        Some((in_change_order(changed.into_iter().chain(removals).collect()), position))
     }
 }
 
@@ -149,7 +151,8 @@ mod tests {
         tracker.update_task("a", TaskUpdate::running(2.0)).unwrap(); // 5
         tracker.delete_task("b").unwrap(); // 6
         tracker.update_task("c", TaskUpdate::running(1.0)).unwrap(); // 7
-        let frames = tracker.resync(&mut viewer, 3).unwrap();
+        let (frames, position) = tracker.resync(&mut viewer, 3).unwrap();
+        assert_eq!(position, 7);
         assert_eq!(seqs(&frames), [5, 6, 7], "a's newest only, b's removal, c");
         assert_eq!(frames[1].kind, FrameKind::Removed);
         assert!(matches!(viewer.try_take(Rule::InOrder), Take::Nothing), "moved to the newest");

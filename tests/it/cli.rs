@@ -149,7 +149,7 @@ fn demo_serves_simulated_tasks_that_curl_can_watch() {
     assert!(text.contains("event: connected\n"), "{text}");
     assert!(text.matches("event: progress\n").count() >= 2, "a demo task moves within 4 s: {text}");
     let page = request(format!("127.0.0.1:{port}").parse().unwrap(), "GET", "/", &[], None);
-    assert!(page.text().contains("EventSource"), "the live page");
+    assert!(page.text().contains("/client/sse-progress.js"), "the live dashboard");
     let _ = child.kill();
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod all_tasks_stream;
 mod bench_tool;
 mod chunked_framing;
 mod cli;

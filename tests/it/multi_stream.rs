@@ -79,11 +79,8 @@ fn ids_grow_along_the_stream_and_a_reader_that_keeps_up_gets_every_change() {
     const TASKS: usize = 8;
     const ROUNDS: u64 = 60;
     let server = start_default();
-    let ids: Vec<String> = (0..TASKS).map(|i| format!("many-{i}")).collect();
+    let ids = server.create_tasks("many-", TASKS);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    for id in &ids {
-        server.tracker.create_task(id, "start").unwrap();
-    }
     let mut stream = open_many(server.addr, &refs, &[]);
     let received = Arc::new(AtomicU64::new(0));
     let reader = {
@@ -148,19 +145,12 @@ fn a_stuck_reader_gets_the_newest_snapshot_of_each_task_in_order_and_costs_no_fr
     const TASKS: usize = 20;
     const UPDATES: usize = 3000;
     let server = start_server(Config { connect_rate_per_client: 0, threads: 2, ..Config::default() });
-    let ids: Vec<String> = (0..TASKS).map(|i| format!("stuck-{i:02}")).collect();
+    let ids = server.create_tasks("stuck-", TASKS);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    for id in &ids {
-        server.tracker.create_task(id, "").unwrap();
-    }
     let topics: Vec<_> = ids.iter().map(|id| server.tracker.topic(id).unwrap()).collect();
-    let mut stuck = connect_small_window(server.addr);
-    stuck.write_all(get_request(&many_target(&refs), &[]).as_bytes()).unwrap();
+    let stuck = stuck_stream(server.addr, &many_target(&refs));
     wait_until("the stuck stream to subscribe", || topics.iter().all(|t| t.viewers() == 1));
-    for i in 0..UPDATES {
-        let message = format!("{i:06}-{}", "x".repeat(4000 - 7));
-        server.tracker.update_task(&ids[i % TASKS], TaskUpdate::running(50.0).message(message)).unwrap();
-    }
+    server.flood(&ids, UPDATES);
     let kept: usize = topics.iter().map(|t| t.kept()).sum();
     assert!(kept <= 2 * TASKS, "the topics keep {kept} frames for a stream that takes none");
     for id in &ids {
@@ -168,11 +158,7 @@ fn a_stuck_reader_gets_the_newest_snapshot_of_each_task_in_order_and_costs_no_fr
     }
     assert_eq!(health(server.addr)["connectionErrors"], 0, "stuck, not failed");
 
-    let mut reader = std::io::BufReader::new(stuck);
-    let (status, headers) = client::read_head(&mut reader).unwrap();
-    assert_eq!(status, 200);
-    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked");
-    let mut events = EventReader::new(reader, chunked);
+    let mut events = events_of(stuck);
     assert_eq!(events.next_event().unwrap().expect("connected").event, "connected");
     let mut got = Vec::new();
     while let Some(event) = events.next_event().expect("events, then the end of the stream") {
@@ -399,4 +385,25 @@ fn head_on_the_route_of_many_tasks_is_405() {
     let reply = request(server.addr, "HEAD", &many_target(&["h"]), &[], None);
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow"), Some("GET, OPTIONS"));
+}
+
+#[test]
+fn an_http_1_0_stream_of_many_tasks_is_not_chunked_and_closes_at_the_end() {
+    // Shows the two-part events of a stream of many tasks written bare for HTTP/1.0: whole
+    // events with the change number as id, and the close as the end.
+    let server = start_default();
+    create(server.addr, "oa"); // 1
+    create(server.addr, "ob"); // 2
+    let request = format!("GET {} HTTP/1.0\r\nHost: localhost\r\n\r\n", many_target(&["oa", "ob"]));
+    let mut raw = RawStream::open(server.addr, &request);
+    assert!(raw.head.contains("Connection: close\r\n") && !raw.chunked, "{:?}", raw.head);
+    raw.wait_for(0, "\"taskId\":\"ob\"");
+    let a = complete(server.addr, "oa", json!(1)); // 3
+    let b = complete(server.addr, "ob", json!(2)); // 4
+    raw.read_to_end();
+    assert!(raw.body.ends_with(b"\n\n"), "{:?}", raw.text());
+    let mut events = EventReader::new(std::io::Cursor::new(raw.body.clone()), false);
+    let all: Vec<Event> = std::iter::from_fn(|| events.next_event().unwrap()).collect();
+    let last: Vec<Progress> = all[all.len() - 2..].iter().map(Progress::of).collect();
+    assert_eq!(last, [Progress { seq: 3, task: a }, Progress { seq: 4, task: b }]);
 }

@@ -59,6 +59,25 @@ pub fn start_unthrottled_default() -> TestServer {
 }
 
 impl TestServer {
+    /// Creates `n` tasks named `{prefix}{i:03}` through the library; their ids.
+    pub fn create_tasks(&self, prefix: &str, n: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i:03}")).collect();
+        for id in &ids {
+            self.tracker.create_task(id, "").unwrap();
+        }
+        ids
+    }
+
+    /// Publishes `updates` changes of 4 KB each (a running task's message), to `task_ids` in
+    /// turn: more than any socket buffers hold.
+    pub fn flood(&self, task_ids: &[String], updates: usize) {
+        for i in 0..updates {
+            let message = format!("{i:06}-{}", "x".repeat(4000 - 7));
+            let update = sse_progress::TaskUpdate::running(10.0).message(message);
+            self.tracker.update_task(&task_ids[i % task_ids.len()], update).unwrap();
+        }
+    }
+
     /// Completes the future `run_until` was given: the shutdown and its drain begin.
     pub fn stop(&mut self) {
         drop(self.stop.take());

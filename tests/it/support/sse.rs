@@ -75,6 +75,24 @@ pub fn open_target(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> 
     Stream { status, headers, events: EventReader::new(reader, chunked) }
 }
 
+/// Sends the stream request for `target` on a socket with a small receive window and returns the
+/// socket unread: a viewer that is stuck until the test reads it (with [`events_of`]).
+pub fn stuck_stream(addr: SocketAddr, target: &str) -> TcpStream {
+    let mut stream = super::connect_small_window(addr);
+    stream.write_all(get_request(target, &[]).as_bytes()).unwrap();
+    stream
+}
+
+/// Reads a stream's response head from `socket`, checked to be 200, and returns a reader of its
+/// events.
+pub fn events_of(socket: TcpStream) -> EventReader<BufReader<TcpStream>> {
+    let mut reader = BufReader::new(socket);
+    let (status, headers) = client::read_head(&mut reader).expect("a response head");
+    assert_eq!(status, 200, "{headers:?}");
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked");
+    EventReader::new(reader, chunked)
+}
+
 /// [`open_stream`], checked to answer 200 and to open with `connected`, which it reads past.
 pub fn open_connected(addr: SocketAddr, task_id: &str, headers: &[(&str, &str)]) -> Stream {
     let mut stream = open_stream(addr, task_id, headers);
