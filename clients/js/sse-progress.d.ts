@@ -1,0 +1,125 @@
+// Types of sse-progress-client (written by hand; checked by `tsc` against test/types/check.tsx).
+
+/** The status of a task. `completed` and `failed` are terminal. */
+export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed';
+
+/** Where the client is with its connection. */
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** The task JSON the server sends in every `progress` event. */
+export interface Task<R = unknown> {
+  taskId: string;
+  status: TaskStatus;
+  /** 0 to 100, fractions allowed. */
+  progress: number;
+  stage: string;
+  message: string;
+  /** Milliseconds since the Unix epoch. */
+  createdAt: number;
+  updatedAt: number;
+  /** Seconds; null until it can be estimated, 0 when finished. */
+  estimatedTimeRemaining: number | null;
+  result: R | null;
+  error: string | null;
+  /** The sequence number of the task's last change. */
+  eventId: number;
+}
+
+/** An error: the server's code (`not_found`, `token_invalid`, `server_busy`...) or the client's
+ * (`network_error`, `stream_timeout`, `task_failed`, `bad_content_type`, `http_<status>`...). */
+export interface SSEProgressError {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** The state of one followed task: a new frozen object on every change, the same one otherwise. */
+export interface SSEProgressState<R = unknown> {
+  /** null until the first snapshot. */
+  readonly status: TaskStatus | null;
+  readonly progress: number;
+  readonly stage: string;
+  readonly message: string;
+  readonly estimatedTimeRemaining: number | null;
+  readonly result: R | null;
+  /** The task's failure (`task_failed`), a final refusal, or the trouble being retried. */
+  readonly error: SSEProgressError | null;
+  /** `connectionState === 'open'`. */
+  readonly isConnected: boolean;
+  readonly connectionState: ConnectionState;
+  /** Reconnect requests since the last stable connection (the first connect is not one). */
+  readonly reconnectAttempts: number;
+  /** The stream's `id:` of the last change applied (the shared stream's change sequence). */
+  readonly lastEventId: string | null;
+}
+
+export interface SSEProgressOptions<R = unknown> {
+  /** Where the server is; default: the page's origin. */
+  baseUrl?: string;
+  /** The task's subscribe token (sent as `tokens=` on the shared stream). */
+  token?: string;
+  /** Reconnect after a dropped connection or a server error; default true. */
+  autoReconnect?: boolean;
+  /** Consecutive reconnect requests before giving up; default 3; `Infinity` allowed. */
+  maxReconnectAttempts?: number;
+  /** ms before the first retry, doubled on each further one; default 2000. */
+  reconnectDelay?: number;
+  /** Cap of that delay in ms; default 30000. */
+  maxReconnectDelay?: number;
+  /** ms without a byte after which the stream is taken as dead; default 45000. */
+  idleTimeout?: number;
+  /** Every change of the task (including the terminal one). */
+  onProgress?: (task: Task<R>) => void;
+  /** Once, when the task completes. */
+  onComplete?: (result: R | null, task: Task<R>) => void;
+  /** Once, when following ends with an error: the task failed (then `task` is given), was refused,
+   * or the attempts ran out. Trouble that is being retried shows in the state only. */
+  onError?: (error: SSEProgressError, task: Task<R> | null) => void;
+  onConnect?: () => void;
+  onDisconnect?: () => void;
+}
+
+/** One followed task. */
+export interface SSEProgress<R = unknown> {
+  getSnapshot(): SSEProgressState<R>;
+  /** Calls `listener` after every change of the state; returns the unsubscribe function. */
+  subscribe(listener: (state: SSEProgressState<R>) => void): () => void;
+  /** A new connection now, with the attempt count reset; follows again after an end. */
+  reconnect(): void;
+  /** Stops following: cancels any request and any pending timer. */
+  disconnect(): void;
+}
+
+/** Follows one task over its origin's shared stream, starting one task later. */
+export function createSSEProgress<R = unknown>(taskId: string, options?: SSEProgressOptions<R>): SSEProgress<R>;
+
+/** The state before anything is known (and on the server, in server-side rendering). */
+export const IDLE_STATE: SSEProgressState<never>;
+
+/** At most this many tasks share one stream; more tasks on one origin open more streams. */
+export const MAX_TASKS_PER_STREAM: 100;
+
+/** One event of a `text/event-stream`. */
+export interface SSEMessage {
+  type: string;
+  data: string;
+  lastEventId: string;
+}
+
+export interface SSEParserOptions {
+  /** The last event id of a previous connection (events without `id:` carry it). */
+  lastEventId?: string;
+  /** Called with every valid `retry:` value (ms). */
+  onRetry?: (ms: number) => void;
+}
+
+/** A streaming `text/event-stream` parser (WHATWG rules). */
+export interface SSEParser {
+  /** Bytes (UTF-8, split anywhere) or text. */
+  push(chunk: Uint8Array | string): void;
+  /** The end of the stream: an unfinished event is dropped. */
+  end(): void;
+  readonly lastEventId: string;
+  readonly retry: number | null;
+}
+
+export function createSSEParser(onEvent: (event: SSEMessage) => void, options?: SSEParserOptions): SSEParser;
