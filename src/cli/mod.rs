@@ -19,7 +19,7 @@ Commands:
   serve     run the server (see `sse-progress serve --help`)
   demo      run the server with simulated brand-analysis tasks, and print where to watch them
   publish   create, update, complete, fail, get, list or delete tasks from a shell
-  watch     follow one task in the terminal with a progress bar, reconnecting with backoff
+  watch     follow tasks in the terminal, a progress bar each, reconnecting with backoff
   bench     load: open many streams, publish, report memory per stream and delivery latency
   help      this text
 
