@@ -5,7 +5,10 @@
 //! the `getrandom` system call. A system call, not `/dev/urandom`: opening a file needs a free
 //! descriptor, and a server at its open-file limit must still be able to make a token.
 
-/// 128 random bits as 32 lowercase hex digits.
+/// Characters of every [`token`]: a subscribe token longer than this was not made by the server.
+pub const TOKEN_LEN: usize = 32;
+
+/// 128 random bits as [`TOKEN_LEN`] lowercase hex digits.
 pub fn token() -> String {
     let mut bytes = [0u8; 16];
     fill(&mut bytes);
@@ -32,6 +35,9 @@ mod tests {
     fn tokens_are_distinct_hex() {
         let (a, b) = (super::token(), super::token());
         assert_ne!(a, b);
-        assert!(a.len() == 32 && a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{a}");
+        assert!(
+            a.len() == super::TOKEN_LEN && a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{a}"
+        );
     }
 }

@@ -16,12 +16,24 @@
 //! number stored in `published`, and only then are the viewers woken. A stream of many tasks
 //! that reads that number knows every change up to it is in its topic, which is what lets it
 //! merge topics in change order; and a viewer woken finds the change counted.
+//!
+//! The sequence goes on from where the store says it stood, and never starts below the clock
+//! (milliseconds times 1,024): a server that keeps nothing (the memory store) starts again above
+//! every number it issued before a restart, unless it averaged more than 1,024 changes a
+//! millisecond, so a `Last-Event-ID` from before the restart still places the client before
+//! every change the new process made, and no task is left without its snapshot.
+//!
+//! A viewer is given a task's topic only with the token checked against that same task: both
+//! are copied out under one take of the lock and compared after it, so a task deleted and made
+//! again with the same id in between cannot be reached with the old task's token. A list of
+//! tasks is looked up under one take, whatever its length.
 
 mod feed;
+pub(crate) mod probe;
 
 pub(crate) use feed::FeedStart;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +44,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::log::Ns;
 use crate::log::debug;
+use crate::random::TOKEN_LEN;
 use crate::sse::encoder::Frame;
 use crate::sse::topic::{Topic, Wakes};
 use crate::store::{Loaded, MemoryStore, TaskStore};
@@ -39,6 +52,16 @@ use crate::task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate, sanitize_erro
 
 /// Most tasks `list_tasks` returns.
 pub const MAX_LIST: usize = 1000;
+
+/// Change sequence numbers stay below this: streams of many tasks order their members by
+/// `number << 7 | member` in a `u64` (`sse/multi.rs`). A store that gives a number at or above it
+/// is refused at load.
+pub(crate) const SEQ_LIMIT: u64 = 1 << 57;
+/// Bits below the clock in the first number of a sequence that starts from the clock.
+const CLOCK_SHIFT: u32 = 10;
+/// The clock, in milliseconds, is taken as at most this, so a sequence started from it keeps
+/// half of the numbers below [`SEQ_LIMIT`] for its changes.
+const CLOCK_LIMIT_MS: u64 = SEQ_LIMIT >> (CLOCK_SHIFT + 1);
 
 /// The live tasks; cheap to clone (all clones share the same tasks).
 #[derive(Clone, Debug)]
@@ -70,6 +93,10 @@ struct State {
     result_bytes: usize,
     /// The last change sequence number issued.
     seq: u64,
+    /// Each held task's newest frame, by the change sequence number of its last change: what a
+    /// resync of the stream of all tasks reads from its resume point on, without a walk over
+    /// every task.
+    changed: BTreeMap<u64, Arc<Frame>>,
     /// Recent removals, for the stream of all tasks.
     removals: feed::Removals,
 }
@@ -88,6 +115,14 @@ impl State {
         *self.counts.of(task.status) -= 1;
         self.result_bytes -= result_len(task);
     }
+
+    /// Records that a task's newest change is now `frame`, replacing change `old` if it had one.
+    fn changed(&mut self, old: Option<u64>, frame: &Arc<Frame>) {
+        if let Some(old) = old {
+            self.changed.remove(&old);
+        }
+        self.changed.insert(frame.seq, Arc::clone(frame));
+    }
 }
 
 fn result_len(task: &Task) -> usize {
@@ -100,10 +135,13 @@ fn result_len(task: &Task) -> usize {
 struct Entry {
     task: Arc<Task>,
     topic: Arc<Topic>,
-    /// What a viewer must show when the server requires subscribe tokens.
-    subscribe_token: Option<String>,
+    /// What a viewer must show when the server requires subscribe tokens (shared, so checking
+    /// it copies no bytes under the lock).
+    subscribe_token: Option<Arc<str>>,
     /// The change sequence number of the task's last change.
     seq: u64,
+    /// The frame of that change (the topic's newest frame, read without the topic's lock).
+    frame: Arc<Frame>,
 }
 
 /// Counts of tasks by status, for health and metrics.
@@ -147,9 +185,24 @@ pub(crate) struct TaskSummary {
     pub updated_at: u64,
 }
 
+/// Why a viewer may not follow a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Denied {
+    /// No task has this id (said only when the server asks no token).
+    NotFound,
+    /// The token shown is not the task's, or no task has this id (tokens asked).
+    TokenInvalid,
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Where the change sequence starts when the store gives no later number: the clock (see the
+/// module docs).
+fn clock_start() -> u64 {
+    now_ms().min(CLOCK_LIMIT_MS) << CLOCK_SHIFT
 }
 
 impl ProgressTracker {
@@ -161,18 +214,29 @@ impl ProgressTracker {
     /// A tracker backed by `store`, starting from the tasks it loads.
     pub fn with_store(config: Config, store: Box<dyn TaskStore>) -> std::io::Result<ProgressTracker> {
         let Loaded { tasks, last_seq } = store.load()?;
-        let mut state = State { seq: last_seq, ..State::default() };
+        let mut state = State { seq: last_seq.max(clock_start()), ..State::default() };
         for (task, seq) in tasks {
             let terminal = task.status.is_terminal();
-            let frame = Frame::change(seq, task.event_id, &task.to_json(), terminal);
+            let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
             if terminal {
                 state.expiry.push_back((expires_at(task.updated_at, &config), task.task_id.clone()));
             }
             state.hold(&task);
             state.seq = state.seq.max(seq);
+            state.changed(None, &frame);
             // Tokens are not persisted: a restart issues none, so such tasks need none.
-            let entry = Entry { topic: Arc::new(Topic::new(frame)), task: Arc::new(task), subscribe_token: None, seq };
+            let topic = Arc::new(Topic::new(Arc::clone(&frame)));
+            let entry = Entry { topic, task: Arc::new(task), subscribe_token: None, seq, frame };
             state.tasks.insert(entry.task.task_id.clone(), entry);
+        }
+        if state.seq >= SEQ_LIMIT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the store's change sequence is at {}, not below 2^57, the most a stream of many tasks can order",
+                    state.seq
+                ),
+            ));
         }
         let inner = Inner {
             config,
@@ -190,6 +254,7 @@ impl ProgressTracker {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
+        probe::taking();
         // Every change is applied whole before anything can panic, so a poisoned lock is usable.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -232,11 +297,13 @@ impl ProgressTracker {
         state.seq = seq;
         let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), false));
         let topic = Arc::new(Topic::new(Arc::clone(&frame)));
-        self.announce(seq, None, frame);
-        let subscribe_token = self.inner.config.require_subscribe_token.then(crate::random::token);
+        self.announce(seq, None, Arc::clone(&frame));
+        let subscribe_token = self.inner.config.require_subscribe_token.then(|| crate::random::token().into());
         debug!(Ns::Tracker, "create {} (change {seq})", task.task_id);
         state.hold(&task);
-        state.tasks.insert(task.task_id.clone(), Entry { task: Arc::clone(&task), topic, subscribe_token, seq });
+        state.changed(None, &frame);
+        let entry = Entry { task: Arc::clone(&task), topic, subscribe_token, seq, frame };
+        state.tasks.insert(task.task_id.clone(), entry);
         Ok(task)
     }
 
@@ -285,13 +352,15 @@ impl ProgressTracker {
         let seq = state.seq + 1;
         self.save(&task, seq)?;
         state.seq = seq;
-        entry.seq = seq;
         let terminal = task.status.is_terminal();
         let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
         let wakes = entry.topic.append(Arc::clone(&frame));
-        self.announce(seq, Some(wakes), frame);
+        self.announce(seq, Some(wakes), Arc::clone(&frame));
         let task = Arc::new(task);
+        let old_seq = std::mem::replace(&mut entry.seq, seq);
+        entry.frame = Arc::clone(&frame);
         let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
+        state.changed(Some(old_seq), &frame);
         state.release(&old);
         state.hold(&task);
         if terminal {
@@ -313,15 +382,33 @@ impl ProgressTracker {
         self.lock().tasks.get(task_id).map(|e| Arc::clone(&e.task))
     }
 
-    /// The few fields `HEAD` shows.
-    pub(crate) fn summary(&self, task_id: &str) -> Option<TaskSummary> {
-        self.lock().tasks.get(task_id).map(|e| TaskSummary {
-            status: e.task.status,
-            progress: e.task.progress,
-            stage: e.task.stage.clone(),
-            event_id: e.task.event_id,
-            updated_at: e.task.updated_at,
-        })
+    /// The few fields `HEAD` shows, to a viewer who shows `shown` (`None`: the server asks no
+    /// token): read with the task's token under one take of the lock (see the module docs).
+    pub(crate) fn summary(&self, task_id: &str, shown: Option<&str>) -> std::result::Result<TaskSummary, Denied> {
+        let found = self.lock().tasks.get(task_id).map(|e| {
+            let summary = TaskSummary {
+                status: e.task.status,
+                progress: e.task.progress,
+                stage: e.task.stage.clone(),
+                event_id: e.task.event_id,
+                updated_at: e.task.updated_at,
+            };
+            (summary, e.subscribe_token.clone())
+        });
+        admitted(found, shown)
+    }
+
+    /// The topics of `wanted`, each a task id with the token its viewer shows (`None`: the server
+    /// asks no token), or why each is refused; every task looked up under one take of the lock,
+    /// with its token, and the tokens compared after it (see the module docs).
+    pub(crate) fn follow(&self, wanted: &[(&str, Option<&str>)]) -> Vec<std::result::Result<Arc<Topic>, Denied>> {
+        let mut found = Vec::with_capacity(wanted.len());
+        {
+            let state = self.lock();
+            let entry = |id: &str| state.tasks.get(id).map(|e| (Arc::clone(&e.topic), e.subscribe_token.clone()));
+            found.extend(wanted.iter().map(|(id, _)| entry(id)));
+        }
+        wanted.iter().zip(found).map(|((_, shown), found)| admitted(found, *shown)).collect()
     }
 
     /// Tasks, newest first, at most 1,000.
@@ -340,6 +427,7 @@ impl ProgressTracker {
             return Err(storage_error(e));
         }
         state.seq = seq;
+        state.changed.remove(&entry.seq);
         let wakes = entry.topic.append(Frame::deleted(seq, task_id));
         self.removed(&mut state, seq, task_id, Some(wakes));
         state.release(&entry.task);
@@ -354,24 +442,15 @@ impl ProgressTracker {
 
     /// The token viewers of this task must show (only with `require_subscribe_token`).
     pub fn subscribe_token(&self, task_id: &str) -> Option<String> {
-        self.lock().tasks.get(task_id).and_then(|e| e.subscribe_token.clone())
+        self.lock().tasks.get(task_id).and_then(|e| e.subscribe_token.as_deref().map(str::to_owned))
     }
 
     /// Whether `given` is the task's subscribe token (true for a task that has none), compared
     /// in constant time; false for an unknown task, after a comparison as long as for a known
     /// one, so neither the answer nor its timing tells whether the task exists.
     pub fn subscribe_token_matches(&self, task_id: &str, given: &str) -> bool {
-        const NO_TASK: &[u8; 32] = &[b'0'; 32];
-        match self.lock().tasks.get(task_id) {
-            Some(Entry { subscribe_token: Some(token), .. }) => {
-                crate::auth::constant_time_eq(given.as_bytes(), token.as_bytes())
-            }
-            Some(_) => true,
-            None => {
-                let _ = crate::auth::constant_time_eq(given.as_bytes(), NO_TASK);
-                false
-            }
-        }
+        let found = self.lock().tasks.get(task_id).map(|e| ((), e.subscribe_token.clone()));
+        admitted(found, Some(given)).is_ok()
     }
 
     /// The task's topic, to follow its changes.
@@ -413,6 +492,7 @@ impl ProgressTracker {
             if state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal()) {
                 let entry = state.tasks.remove(&id).expect("the entry was just seen");
                 state.release(&entry.task);
+                state.changed.remove(&entry.seq);
                 // The task goes from memory whatever the store says, so the change counts.
                 state.seq += 1;
                 let _ = self.inner.store.remove(&id, state.seq);
@@ -441,24 +521,63 @@ impl ProgressTracker {
     }
 
     /// The newest change sequence number whose frames are all in their topics.
-    pub(crate) fn published_seq(&self) -> u64 {
+    #[doc(hidden)]
+    pub fn published_seq(&self) -> u64 {
         self.inner.published.load(Ordering::Acquire)
     }
 }
 
+/// What a viewer who shows `shown` (`None`: the server asks no token) gets of a task `found`
+/// (with its token) or not: the token compared in constant time, and an unknown task refused
+/// after a comparison as long as for a known one, like a wrong token, so neither the answer nor
+/// its timing tells whether the task exists.
+fn admitted<R>(found: Option<(R, Option<Arc<str>>)>, shown: Option<&str>) -> std::result::Result<R, Denied> {
+    const NO_TASK: &str = "00000000000000000000000000000000";
+    const _: () = assert!(NO_TASK.len() == TOKEN_LEN);
+    match (found, shown) {
+        (None, None) => Err(Denied::NotFound),
+        (None, Some(shown)) => {
+            let _ = token_matches(shown, NO_TASK);
+            Err(Denied::TokenInvalid)
+        }
+        // Tokens are not asked, or the task has none (loaded from a store).
+        (Some((read, None)), _) | (Some((read, _)), None) => Ok(read),
+        (Some((read, Some(token))), Some(shown)) => {
+            if token_matches(shown, &token) {
+                Ok(read)
+            } else {
+                Err(Denied::TokenInvalid)
+            }
+        }
+    }
+}
+
+/// Whether `shown` is `token`. Every subscribe token is the server's own, [`TOKEN_LEN`] long, so
+/// a longer one is refused before any comparison: a comparison costs no more than a token's
+/// length, whatever a client sends (the length of what it sent is no secret).
+fn token_matches(shown: &str, token: &str) -> bool {
+    shown.len() <= TOKEN_LEN && crate::auth::constant_time_eq(shown.as_bytes(), token.as_bytes())
+}
+
 /// The newest [`MAX_LIST`] tasks (by creation), newest first.
 fn newest(state: &State) -> Vec<&Entry> {
-    // Ids are unique, so this is a total order and an unstable sort is exact.
-    let newest_first = |a: &&Entry, b: &&Entry| {
-        b.task.created_at.cmp(&a.task.created_at).then_with(|| a.task.task_id.cmp(&b.task.task_id))
-    };
     let mut entries: Vec<&Entry> = state.tasks.values().collect();
-    if entries.len() > MAX_LIST {
-        entries.select_nth_unstable_by(MAX_LIST - 1, newest_first);
-        entries.truncate(MAX_LIST);
-    }
-    entries.sort_unstable_by(newest_first);
+    keep_newest(&mut entries, |e| &e.task);
     entries
+}
+
+/// Keeps the [`MAX_LIST`] of `items` whose tasks are the newest (by creation), newest first.
+fn keep_newest<T>(items: &mut Vec<T>, task: impl Fn(&T) -> &Task) {
+    // Ids are unique, so this is a total order and an unstable sort is exact.
+    let newest_first = |a: &T, b: &T| {
+        let (a, b) = (task(a), task(b));
+        b.created_at.cmp(&a.created_at).then_with(|| a.task_id.cmp(&b.task_id))
+    };
+    if items.len() > MAX_LIST {
+        items.select_nth_unstable_by(MAX_LIST - 1, newest_first);
+        items.truncate(MAX_LIST);
+    }
+    items.sort_unstable_by(newest_first);
 }
 
 /// When a task finished at `finished_ms` may be removed; a retention too long to add is
@@ -572,6 +691,51 @@ mod tests {
         assert_eq!(tracker.remove_expired(), 0);
         assert_eq!(tracker.counts(), TaskCounts { total: 1, pending: 1, ..TaskCounts::default() });
         assert_eq!(tracker.result_bytes(), 0);
+    }
+
+    #[derive(Debug)]
+    struct Holding(Loaded);
+
+    impl TaskStore for Holding {
+        fn save(&self, _: &Task, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn remove(&self, _: &str, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn load(&self) -> std::io::Result<Loaded> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn the_change_sequence_starts_from_the_clock_or_the_store_and_stays_below_the_limit() {
+        // Shows a fresh tracker numbers its changes above the clock times 1,024 (so above every
+        // number a process that started earlier issued), a store further on is followed, and a
+        // store at or past 2^57 is refused at load with a clear error.
+        let before = now_ms() << CLOCK_SHIFT;
+        let tracker = ProgressTracker::new(Config::default());
+        let start = tracker.published_seq();
+        assert!(start >= before && start <= now_ms() << CLOCK_SHIFT, "{before} <= {start}");
+        assert!(start < 1 << 53, "a number JavaScript holds exactly: {start}");
+        tracker.create_task("a", "").unwrap();
+        assert_eq!(tracker.published_seq(), start + 1);
+
+        let ahead = Loaded { tasks: Vec::new(), last_seq: start + 1_000_000_000 };
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(Holding(ahead))).unwrap();
+        assert_eq!(tracker.published_seq(), start + 1_000_000_000);
+        let task = Task::new("b".into(), String::new(), String::new(), now_ms());
+        let loaded = Loaded { tasks: vec![(task, start + 7)], last_seq: 0 };
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(Holding(loaded))).unwrap();
+        assert!(tracker.published_seq() >= start + 7);
+
+        for (tasks, last_seq) in [(Vec::new(), SEQ_LIMIT), (vec![("c", SEQ_LIMIT + 1)], 5)] {
+            let tasks = tasks.into_iter().map(|(id, seq)| (Task::new(id.into(), String::new(), String::new(), 0), seq));
+            let store = Holding(Loaded { tasks: tasks.collect(), last_seq });
+            let error = ProgressTracker::with_store(Config::default(), Box::new(store)).unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+            assert!(error.to_string().contains("2^57"), "{error}");
+        }
     }
 
     #[test]

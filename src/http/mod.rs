@@ -28,6 +28,9 @@ pub enum HttpError {
     /// The head (or the trailer section) is over [`request::MAX_HEAD`], or the head has more than
     /// [`request::MAX_HEADERS`] lines (431).
     HeadTooLarge,
+    /// [`HttpError::HeadTooLarge`] for a request that lists tasks to stream
+    /// (`GET /api/brand-monitor/progress?`): the list, not the headers, is what must shrink.
+    ListTooLarge,
     /// The body is over [`request::MAX_BODY`] (413).
     BodyTooLarge,
     /// An `Expect` we do not meet (417).
@@ -44,6 +47,12 @@ impl HttpError {
         let (status, code, message) = match self {
             HttpError::Malformed(message) => (400, "bad_request", message),
             HttpError::HeadTooLarge => (431, "headers_too_large", "The request headers are over 8 KiB or 100 lines."),
+            HttpError::ListTooLarge => (
+                431,
+                "headers_too_large",
+                "The request head is over 8 KiB: the `tasks` ids and `tokens` must fit in it with the headers; \
+                 split the list over two streams.",
+            ),
             HttpError::BodyTooLarge => (413, "body_too_large", "The request body is over 1 MiB."),
             HttpError::ExpectationFailed => (417, "expectation_failed", "Only `Expect: 100-continue` is supported."),
             HttpError::Timeout => (408, "request_timeout", "The request did not arrive in time."),

@@ -89,16 +89,23 @@ pub struct Request {
     kept: [Option<(usize, usize)>; KEPT],
 }
 
+/// How a request that lists tasks to stream starts (`router::PROGRESS_MANY` and a query; not
+/// imported, since the router imports this file).
+const LIST_REQUEST: &[u8] = b"GET /api/brand-monitor/progress?";
+
 /// Parses a request head from the start of `buf`: `Ok(Some((request, head_len)))` when whole,
 /// `Ok(None)` when more bytes are needed.
 pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
     // Uninitialized header slots: no 2 KiB memset per request for headers that are not there.
     let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
+    // The head limit is the same for every request (a connection's buffer is sized by it); one
+    // that lists tasks is told what to shrink.
+    let too_large = || if buf.starts_with(LIST_REQUEST) { HttpError::ListTooLarge } else { HttpError::HeadTooLarge };
     let len = match parsed.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Err(HttpError::HeadTooLarge),
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Err(too_large()),
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(HttpError::HeadTooLarge),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(too_large()),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
         Err(_) => return Err(HttpError::Malformed("The request is not valid HTTP/1.1.")),
@@ -409,6 +416,11 @@ mod tests {
             Err(HttpError::HeadTooLarge),
             "101 lines"
         );
+        // A list of tasks to stream is told the list is what must fit.
+        assert_eq!(LIST_REQUEST, format!("GET {}?", super::super::router::PROGRESS_MANY).as_bytes());
+        let list = format!("GET /api/brand-monitor/progress?tasks={} HTTP/1.1\r\n", "a,".repeat(MAX_HEAD / 2));
+        assert_eq!(head(&list), Err(HttpError::ListTooLarge));
+        assert_eq!(head(&format!("{list}Host: a\r\n\r\n")), Err(HttpError::ListTooLarge));
     }
 
     #[test]

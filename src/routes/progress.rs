@@ -3,8 +3,12 @@
 //! Checks come in this order: the id (400), the subscribe token when required (401/403), the
 //! task (404), shutdown (503), the client's stream cap (429). The token comes before the task so
 //! that, with tokens on, an unknown task is answered exactly like a wrong token and no answer
-//! tells whether a task exists. The viewer subscribes before the snapshot is chosen, under the
-//! topic's lock, so no change can fall between the snapshot and the stream.
+//! tells whether a task exists. The token is checked against the task whose topic (or status)
+//! is then used, both read in one tracker call: a task deleted and made again with the same id
+//! cannot be reached with the old one's token. The viewer subscribes before the snapshot is
+//! chosen, under the topic's lock, so no change can fall between the snapshot and the stream.
+
+use std::borrow::Cow;
 
 use crate::connections::StreamGuard;
 use crate::error::Error;
@@ -14,6 +18,7 @@ use crate::sse::stream::{Opening, Start};
 use crate::sse::topic::Viewer;
 use crate::state::Shared;
 use crate::task::validate_task_id;
+use crate::tracker::Denied;
 
 /// The answer to a stream request while the server drains.
 pub(super) fn shutting_down() -> Response {
@@ -25,26 +30,28 @@ pub(super) fn too_many_streams() -> Response {
     Response::error(429, "too_many_streams", "This client has too many open streams.").header("Retry-After", "10")
 }
 
-/// Checks the id, the subscribe token and that the task exists; the error answer if one fails.
-fn admit(shared: &Shared, request: &Request, task_id: &str) -> Result<(), Response> {
+/// Checks the id, and that a token is shown when one is required; the token shown (`None`:
+/// none is asked), or the error answer.
+fn shown_token<'a>(shared: &Shared, request: &'a Request, task_id: &str) -> Result<Option<Cow<'a, str>>, Response> {
     validate_task_id(task_id).map_err(|e| Response::from(&e))?;
-    if shared.config.require_subscribe_token {
-        // An unknown task matches no token: it gets the same 401 or 403 as a known one.
-        let Some(token) = request.query_param("token") else {
-            return Err(Response::error(
-                401,
-                "token_required",
-                "This stream needs `?token=` with the task's subscribe token.",
-            ));
-        };
-        if !shared.tracker.subscribe_token_matches(task_id, &token) {
-            return Err(Response::error(403, "token_invalid", "The subscribe token does not match this task."));
+    if !shared.config.require_subscribe_token {
+        return Ok(None);
+    }
+    // An unknown task matches no token: it gets the same 401 or 403 as a known one.
+    match request.query_param("token") {
+        Some(token) => Ok(Some(token)),
+        None => {
+            Err(Response::error(401, "token_required", "This stream needs `?token=` with the task's subscribe token."))
         }
     }
-    if !shared.tracker.contains(task_id) {
-        return Err(Response::from(&Error::task_not_found()));
+}
+
+/// The answer to a viewer the tracker refused.
+fn denied(denied: Denied) -> Response {
+    match denied {
+        Denied::NotFound => Response::from(&Error::task_not_found()),
+        Denied::TokenInvalid => Response::error(403, "token_invalid", "The subscribe token does not match this task."),
     }
-    Ok(())
 }
 
 /// Everything a stream needs to start, or the answer (400, 401, 403, 404, 204, 429, 503) that
@@ -56,11 +63,12 @@ pub fn start(
     client: std::net::IpAddr,
     cors: Vec<(&'static str, String)>,
 ) -> Result<(Start<Viewer>, StreamGuard), Response> {
-    admit(shared, request, task_id)?;
+    let shown = shown_token(shared, request, task_id)?;
+    let followed = shared.tracker.follow(&[(task_id, shown.as_deref())]).pop().expect("one answer per task");
+    let topic = followed.map_err(denied)?;
     if shared.shutdown.is_triggered() {
         return Err(shutting_down());
     }
-    let topic = shared.tracker.topic(task_id).ok_or_else(|| Response::from(&Error::task_not_found()))?;
     let (viewer, snapshot) = topic.subscribe();
     drop(topic);
     // The client has this exact event when its Last-Event-ID (or `lastEventId`) is the id we
@@ -86,11 +94,13 @@ pub fn start(
 
 /// Status of a task in headers, no body.
 pub fn head(shared: &Shared, request: &Request, task_id: &str) -> Response {
-    if let Err(response) = admit(shared, request, task_id) {
-        return response;
-    }
-    let Some(task) = shared.tracker.summary(task_id) else {
-        return Response::from(&Error::task_not_found());
+    let shown = match shown_token(shared, request, task_id) {
+        Ok(shown) => shown,
+        Err(response) => return response,
+    };
+    let task = match shared.tracker.summary(task_id, shown.as_deref()) {
+        Ok(task) => task,
+        Err(refused) => return denied(refused),
     };
     Response::empty(200)
         .header("X-Task-Status", task.status.as_str())
@@ -127,5 +137,61 @@ mod tests {
         assert_eq!(percent_encode("Données 2/3\r\n"), "Donn%C3%A9es%202%2F3%0D%0A");
         assert_eq!(format_number(50.0), "50.0");
         assert_eq!(format_number(12.5), "12.5");
+    }
+
+    /// The stage the viewer is shown with the token of task `t` as it was first made, when `t`
+    /// is deleted and made again just before take `n` of the tracker's lock while `ask` runs;
+    /// `None` when refused (403).
+    fn stage_seen_with_an_old_token(
+        n: usize,
+        ask: fn(&Shared, &Request) -> Result<String, Response>,
+    ) -> Option<String> {
+        use crate::routes::testing::{get, shared_with_tokens};
+        use crate::tracker::probe::counting::{before_take, clear};
+        let shared = shared_with_tokens();
+        shared.tracker.create_task("t", "old").unwrap();
+        let token = shared.tracker.subscribe_token("t").unwrap();
+        let tracker = shared.tracker.clone();
+        before_take(n, move || {
+            tracker.delete_task("t").unwrap();
+            tracker.create_task("t", "new").unwrap();
+        });
+        let seen = ask(&shared, &get(&format!("/api/brand-monitor/progress/t?token={token}")));
+        clear();
+        match seen {
+            Ok(stage) => Some(stage),
+            Err(response) => {
+                assert_eq!(response.status, 403, "take {n}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_of_a_task_deleted_and_made_again_never_reaches_the_new_task() {
+        // Shows that before whichever take of the tracker's lock a task is deleted and made
+        // again with the same id, the old task's token gets the old task's stream and status, or
+        // a 403, never the new task's.
+        use crate::routes::testing::CLIENT;
+        fn stream(shared: &Shared, request: &Request) -> Result<String, Response> {
+            let (start, _guard) = start(shared, request, "t", CLIENT, Vec::new())?;
+            let Opening::Task { snapshot: Some(snapshot), .. } = start.opening else { panic!("a snapshot") };
+            Ok(serde_json::from_str::<serde_json::Value>(snapshot.json()).unwrap()["stage"].to_string())
+        }
+        fn status(shared: &Shared, request: &Request) -> Result<String, Response> {
+            let response = head(shared, request, "t");
+            if response.status != 200 {
+                return Err(response);
+            }
+            Ok(response.headers.iter().find(|(name, _)| *name == "X-Task-Stage").expect("a stage").1.clone())
+        }
+        for n in 1..=4 {
+            for ask in [stream, status] {
+                let seen = stage_seen_with_an_old_token(n, ask);
+                assert!(!seen.as_deref().is_some_and(|stage| stage.contains("new")), "take {n}: {seen:?}");
+            }
+        }
+        let first = stage_seen_with_an_old_token(usize::MAX, stream);
+        assert_eq!(first.as_deref(), Some("\"old\""), "the premise: the token admits the task it was made for");
     }
 }

@@ -8,12 +8,18 @@
 //! for one task. With subscribe tokens on, an unknown task is refused exactly like a wrong token,
 //! so a stream never tells whether a task exists.
 //!
+//! A refused list must cost about what a refused task costs, and needs no credentials to send:
+//! `tokens=` is decoded and split once, every task is looked up under one take of the tracker's
+//! lock (with its token, so the token is checked against the task whose topic is followed), and
+//! a token longer than the server makes is refused before any comparison.
+//!
 //! Checks come in the order of the one-task route (`progress.rs`): the list (400), the tokens
 //! (401/403 when none is admitted), the tasks (404 when none exists), shutdown (503), the resume
 //! point (204 when every task is finished and unchanged since), the client's stream cap (429).
 //! The stream of all tasks needs the publish token instead (401) and never answers 204.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::progress::{shutting_down, too_many_streams};
 use crate::auth::bearer_matches;
@@ -25,8 +31,10 @@ use crate::sse::feed::Feed;
 use crate::sse::multi::Multi;
 use crate::sse::source::Source;
 use crate::sse::stream::{Listed, Opening, Start};
+use crate::sse::topic::Topic;
 use crate::state::Shared;
 use crate::task::validate_task_id;
+use crate::tracker::ProgressTracker;
 
 /// Most tasks on one stream.
 pub const MAX_TASKS: usize = 100;
@@ -85,8 +93,10 @@ fn start_tasks(
     let task_ids = task_list(list)?;
     let mut topics = Vec::with_capacity(task_ids.len());
     let mut refused = Vec::new();
-    for (i, task_id) in task_ids.iter().enumerate() {
-        match admit(shared, request, i, task_id) {
+    let tokens = shared.config.require_subscribe_token.then(|| request.query_param("tokens"));
+    let tokens = tokens.as_ref().map(|tokens| tokens.as_deref().unwrap_or(""));
+    for (i, admitted) in admit(&shared.tracker, &task_ids, tokens).into_iter().enumerate() {
+        match admitted {
             Ok(topic) => topics.push(topic),
             Err(refusal) => refused.push((i, refusal)),
         }
@@ -172,26 +182,27 @@ fn task_list(list: &str) -> Result<Vec<String>, Response> {
     Ok(ids.into_iter().map(str::to_owned).collect())
 }
 
-/// The topic of task `i` of the list, or why it is refused.
-fn admit(
-    shared: &Shared,
-    request: &Request,
-    i: usize,
-    task_id: &str,
-) -> Result<std::sync::Arc<crate::sse::topic::Topic>, Refusal> {
-    let tracker = &shared.tracker;
-    if !shared.config.require_subscribe_token {
-        return tracker.topic(task_id).ok_or(Refusal::NotFound);
-    }
-    // Decoded and split each time: at most 100 tasks, and only with tokens on.
-    let tokens = request.query_param("tokens");
-    let token = tokens.as_deref().and_then(|t| t.split(',').nth(i)).filter(|t| !t.is_empty());
-    let Some(token) = token else { return Err(Refusal::TokenRequired) };
-    // An unknown task matches no token: refused like a wrong token.
-    if !tracker.subscribe_token_matches(task_id, token) {
-        return Err(Refusal::TokenInvalid);
-    }
-    tracker.topic(task_id).ok_or(Refusal::TokenInvalid)
+/// The topic of each task of the list, or why it is refused. `tokens` is the decoded value of
+/// `tokens=` when the server asks for tokens (`None`: it asks none).
+fn admit(tracker: &ProgressTracker, task_ids: &[String], tokens: Option<&str>) -> Vec<Result<Arc<Topic>, Refusal>> {
+    let Some(tokens) = tokens else {
+        let wanted: Vec<(&str, Option<&str>)> = task_ids.iter().map(|id| (id.as_str(), None)).collect();
+        return tracker.follow(&wanted).into_iter().map(|f| f.map_err(|_| Refusal::NotFound)).collect();
+    };
+    let mut tokens = tokens.split(',');
+    let shown: Vec<Option<&str>> = task_ids.iter().map(|_| tokens.next().filter(|t| !t.is_empty())).collect();
+    // A task without a token is refused without a look-up; an unknown task matches no token, and
+    // is refused like a wrong one.
+    let wanted: Vec<(&str, Option<&str>)> =
+        task_ids.iter().zip(&shown).filter_map(|(id, token)| Some((id.as_str(), Some((*token)?)))).collect();
+    let mut followed = tracker.follow(&wanted).into_iter();
+    shown
+        .iter()
+        .map(|token| match token {
+            None => Err(Refusal::TokenRequired),
+            Some(_) => followed.next().expect("one answer per task").map_err(|_| Refusal::TokenInvalid),
+        })
+        .collect()
 }
 
 /// The answer when no task of the list is admitted: as for one task.
@@ -251,5 +262,77 @@ mod tests {
         assert_eq!(code(none_admitted(&[(0, NotFound), (1, NotFound)])), (404, "task_not_found".into()));
         assert_eq!(code(none_admitted(&[(0, TokenRequired)])), (401, "token_required".into()));
         assert_eq!(code(none_admitted(&[(0, TokenRequired), (1, TokenInvalid)])), (403, "token_invalid".into()));
+    }
+
+    /// The tasks a stream started by `start` follows and those it refused, with their codes.
+    fn admitted(started: Started) -> (Box<Multi>, Vec<(usize, &'static str)>) {
+        let Started::Tasks(start) = started else { panic!("a stream of tasks") };
+        let Opening::Tasks(listed) = start.opening else { panic!("a list") };
+        (start.source, listed.refused.iter().map(|&(i, code, _)| (i, code)).collect())
+    }
+
+    #[test]
+    fn a_list_of_a_hundred_tasks_takes_the_tracker_lock_once_and_long_tokens_are_wrong_ones() {
+        // Shows the admission of 100 tasks with tokens takes the tracker's lock once, not once or
+        // twice per task, and a token longer than the server makes is refused like a wrong one.
+        use crate::routes::testing::{CLIENT, get, shared_with_tokens};
+        use crate::tracker::probe::counting::taken;
+        let shared = shared_with_tokens();
+        let ids: Vec<String> = (0..MAX_TASKS).map(|i| format!("t{i:03}")).collect();
+        let mut tokens = Vec::new();
+        for id in &ids {
+            shared.tracker.create_task(id, "").unwrap();
+            tokens.push(shared.tracker.subscribe_token(id).unwrap());
+        }
+        tokens[1] = "0".repeat(1500);
+        tokens[2] = format!("{}{}", tokens[2], "0".repeat(1500));
+        tokens[3] = "wrong".into();
+        tokens[4].clear();
+        let target = format!("/api/brand-monitor/progress?tasks={}&tokens={}", ids.join(","), tokens.join(","));
+        let request = get(&target);
+        let before = taken();
+        let (started, _guard) = start(&shared, &request, CLIENT, Vec::new()).expect("a stream");
+        assert_eq!(taken() - before, 1, "takes of the tracker's lock");
+        let (_, refused) = admitted(started);
+        let want = [(1, "token_invalid"), (2, "token_invalid"), (3, "token_invalid"), (4, "token_required")];
+        assert_eq!(refused, want, "a long token, even one that starts with the right one, is a wrong one");
+    }
+
+    #[test]
+    fn a_token_of_a_task_deleted_and_made_again_never_reaches_the_new_task_in_a_list() {
+        // Shows that before whichever take of the tracker's lock a task is deleted and made
+        // again with the same id, the old task's token gets the old task's snapshot, or is
+        // refused, never the new task's.
+        use crate::routes::testing::{CLIENT, get, shared_with_tokens};
+        use crate::tracker::probe::counting::{before_take, clear};
+        let mut stages = Vec::new();
+        for n in 1..=4 {
+            let shared = shared_with_tokens();
+            shared.tracker.create_task("t", "old").unwrap();
+            shared.tracker.create_task("u", "other").unwrap();
+            let (t, u) = (shared.tracker.subscribe_token("t").unwrap(), shared.tracker.subscribe_token("u").unwrap());
+            let tracker = shared.tracker.clone();
+            before_take(n, move || {
+                tracker.delete_task("t").unwrap();
+                tracker.create_task("t", "new").unwrap();
+            });
+            let started = start(
+                &shared,
+                &get(&format!("/api/brand-monitor/progress?tasks=t,u&tokens={t},{u}")),
+                CLIENT,
+                Vec::new(),
+            );
+            clear();
+            let (mut multi, refused) = admitted(started.expect("u is admitted").0);
+            let frames = std::iter::from_fn(|| multi.try_frame());
+            let stages_seen: Vec<String> = frames
+                .map(|f| serde_json::from_str::<serde_json::Value>(f.json()).unwrap())
+                .filter(|task| task["taskId"] == "t")
+                .map(|task| task["stage"].as_str().unwrap_or("deleted").to_owned())
+                .collect();
+            assert!(!stages_seen.iter().any(|s| s == "new"), "take {n}: {stages_seen:?}, refused {refused:?}");
+            stages.push(stages_seen);
+        }
+        assert_eq!(stages[3].first().map(String::as_str), Some("old"), "the premise: the token admits its task");
     }
 }

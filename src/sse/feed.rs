@@ -5,6 +5,10 @@
 //! from a stuck write further behind than the feed keeps resyncs instead, from the tracker's
 //! current snapshots (`tracker/feed.rs`), and one that cannot be resynced is told `too_slow`
 //! and ends, so its client resumes. The stream never ends otherwise.
+//!
+//! The snapshots to send first (up to 1,000 at the opening, up to about 2,000 after a resync)
+//! wait in a queue whose room is given back as soon as it empties: a dashboard open for days
+//! holds no room sized by the largest catch-up it ever had.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,7 +25,8 @@ pub struct Feed {
     viewer: Viewer,
     /// For resyncs.
     tracker: ProgressTracker,
-    /// Frames to send before the feed's next: the opening snapshots, or a resync.
+    /// Frames to send before the feed's next: the opening snapshots, or a resync; unallocated
+    /// when empty.
     queue: VecDeque<Arc<Frame>>,
     /// Every change up to this number was taken, or is shown by a frame taken or queued: where
     /// a resync starts from.
@@ -45,7 +50,7 @@ impl Feed {
                     // Everything up to the new position is in these frames or was sent.
                     self.last = self.last.max(position);
                     self.queue = frames.into();
-                    self.queue.pop_front()
+                    self.queued()
                 }
                 // It cannot be told what it missed: it starts again.
                 None => Some(Arc::new(Frame::too_slow())),
@@ -58,13 +63,22 @@ impl Feed {
         self.last = self.last.max(frame.seq);
         frame
     }
+
+    /// The next queued frame; the queue's room goes back when it empties.
+    fn queued(&mut self) -> Option<Arc<Frame>> {
+        let frame = self.queue.pop_front()?;
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+        Some(frame)
+    }
 }
 
 impl Source for Feed {
     const IDS: Ids = Ids::ChangeSeq;
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Arc<Frame>> {
-        if let Some(frame) = self.queue.pop_front() {
+        if let Some(frame) = self.queued() {
             return Poll::Ready(self.sent(frame));
         }
         loop {
@@ -76,7 +90,7 @@ impl Source for Feed {
     }
 
     fn try_frame(&mut self) -> Option<Arc<Frame>> {
-        if let Some(frame) = self.queue.pop_front() {
+        if let Some(frame) = self.queued() {
             return Some(self.sent(frame));
         }
         let taken = self.viewer.try_take(Rule::InOrder);
@@ -105,20 +119,45 @@ mod tests {
         // takes again, each changed task's newest snapshot and the removals, in change order,
         // then the changes after them.
         let tracker = ProgressTracker::new(Config::default());
+        let base = tracker.published_seq();
         for id in ["a", "b", "c"] {
-            tracker.create_task(id, "").unwrap(); // 1, 2, 3
+            tracker.create_task(id, "").unwrap(); // 1, 2, 3 after the base
         }
         let (mut feed, _) = Feed::new(tracker.clone(), tracker.open_feed(None));
-        assert_eq!(std::iter::from_fn(|| feed.try_frame()).map(|f| f.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(std::iter::from_fn(|| feed.try_frame()).map(|f| f.seq - base).collect::<Vec<_>>(), [1, 2, 3]);
         feed.detach();
         for i in 0..40 {
             tracker.update_task("a", TaskUpdate::running(f64::from(i))).unwrap(); // 4..=43
         }
         tracker.delete_task("b").unwrap(); // 44
         tracker.update_task("a", TaskUpdate::running(50.0)).unwrap(); // 45
-        let got: Vec<(u64, FrameKind)> = std::iter::from_fn(|| feed.try_frame()).map(|f| (f.seq, f.kind)).collect();
+        let got: Vec<(u64, FrameKind)> =
+            std::iter::from_fn(|| feed.try_frame()).map(|f| (f.seq - base, f.kind)).collect();
         assert_eq!(got, [(44, FrameKind::Removed), (45, FrameKind::Progress)]);
         tracker.update_task("c", TaskUpdate::running(1.0)).unwrap();
-        assert_eq!(feed.try_frame().map(|f| f.seq), Some(46), "then the feed again, in order");
+        assert_eq!(feed.try_frame().map(|f| f.seq - base), Some(46), "then the feed again, in order");
+    }
+
+    #[test]
+    fn a_viewer_of_all_tasks_gives_back_the_room_of_each_catch_up() {
+        // Shows the queue of 1,000 opening snapshots, and of a resync of 1,000 tasks, holds no
+        // room once sent: a viewer's memory does not keep the size of its largest catch-up.
+        let tracker = ProgressTracker::new(Config::default());
+        let ids: Vec<String> = (0..1000).map(|i| format!("t{i:04}")).collect();
+        for id in &ids {
+            tracker.create_task(id, "").unwrap();
+        }
+        let (mut feed, _) = Feed::new(tracker.clone(), tracker.open_feed(None));
+        assert!(feed.queue.capacity() >= 1000, "the premise: the snapshots wait in the queue");
+        assert_eq!(std::iter::from_fn(|| feed.try_frame()).count(), 1000);
+        assert_eq!(feed.queue.capacity(), 0, "the opening's room is given back");
+        feed.detach();
+        for id in &ids {
+            tracker.update_task(id, TaskUpdate::running(1.0)).unwrap();
+        }
+        let first = feed.try_frame().expect("the resync");
+        assert!(feed.queue.capacity() >= 999, "the premise: a resync of every task");
+        assert_eq!(1 + std::iter::from_fn(|| feed.try_frame()).count(), 1000, "{first:?}");
+        assert_eq!(feed.queue.capacity(), 0, "the resync's room is given back");
     }
 }

@@ -29,6 +29,9 @@ use crate::tracker::ProgressTracker;
 
 /// Bits of a heap key that hold the member number (up to [`super::inbox::MAX_MEMBERS`]).
 const MEMBER_BITS: u32 = 7;
+// Every change number fits in a key with a member number below it.
+const _: () = assert!(crate::tracker::SEQ_LIMIT <= 1 << (u64::BITS - MEMBER_BITS));
+const _: () = assert!(super::inbox::MAX_MEMBERS <= 1 << MEMBER_BITS);
 
 /// The viewers of a stream of many tasks.
 #[derive(Debug)]
@@ -210,13 +213,16 @@ mod tests {
     use crate::sse::testing::counting_waker;
     use crate::task::TaskUpdate;
 
-    fn tracker_with(ids: &[&str]) -> (ProgressTracker, Vec<Arc<Topic>>) {
+    /// A tracker with tasks `ids`, their topics, and where its change sequence started (the
+    /// tasks' creations are the changes after it).
+    fn tracker_with(ids: &[&str]) -> (ProgressTracker, Vec<Arc<Topic>>, u64) {
         let tracker = ProgressTracker::new(Config::default());
+        let base = tracker.published_seq();
         for id in ids {
             tracker.create_task(id, "").unwrap();
         }
         let topics = ids.iter().map(|id| tracker.topic(id).unwrap()).collect();
-        (tracker, topics)
+        (tracker, topics, base)
     }
 
     fn drain(multi: &mut Multi) -> Vec<(u64, String)> {
@@ -238,14 +244,15 @@ mod tests {
     fn snapshots_and_changes_come_in_change_order() {
         // Shows snapshots are merged with the changes after them by change number, whatever
         // the order of the members, and each change comes once.
-        let (tracker, topics) = tracker_with(&["a", "b", "c"]); // 1, 2, 3
+        let (tracker, topics, base) = tracker_with(&["a", "b", "c"]); // 1, 2, 3 after the base
         bump(&tracker, "a", 1.0); // 4
         let mut multi = Multi::subscribe(tracker.clone(), &topics, 0);
         let b5 = bump(&tracker, "b", 1.0);
         let a6 = bump(&tracker, "a", 2.0);
         let c7 = bump(&tracker, "c", 1.0);
         let got = drain(&mut multi);
-        assert_eq!(seqs(&got), [2, 3, 4, b5, a6, c7], "the snapshots b 2, c 3, a 4, then the changes");
+        let want = [base + 2, base + 3, base + 4, b5, a6, c7];
+        assert_eq!(seqs(&got), want, "the snapshots b 2, c 3, a 4, then the changes");
         assert!(drain(&mut multi).is_empty());
         let c = bump(&tracker, "c", 2.0);
         let b = bump(&tracker, "b", 2.0);
@@ -254,12 +261,12 @@ mod tests {
 
     #[test]
     fn a_resume_point_skips_tasks_unchanged_since_and_ends_finished_ones() {
-        let (tracker, topics) = tracker_with(&["a", "b"]); // 1, 2
+        let (tracker, topics, base) = tracker_with(&["a", "b"]); // 1, 2 after the base
         tracker.complete_task("a", serde_json::Value::Null).unwrap(); // 3
-        let multi = Multi::subscribe(tracker.clone(), &topics, 3);
+        let multi = Multi::subscribe(tracker.clone(), &topics, base + 3);
         assert_eq!((multi.live, multi.members[0].is_some()), (1, false), "a ended at 3, seen");
-        let mut multi = Multi::subscribe(tracker.clone(), &topics, 2);
-        assert_eq!(seqs(&drain(&mut multi)), [3], "only a changed after 2");
+        let mut multi = Multi::subscribe(tracker.clone(), &topics, base + 2);
+        assert_eq!(seqs(&drain(&mut multi)), [base + 3], "only a changed after 2");
         assert!(multi.ends_after(&Frame::too_slow()) == (multi.live == 0) && multi.live == 1);
         tracker.complete_task("b", serde_json::Value::Null).unwrap();
         let last = multi.try_frame().unwrap();
@@ -271,9 +278,9 @@ mod tests {
     fn a_frame_not_yet_counted_as_published_waits() {
         // Shows the merge never takes a frame above the published counter: one in a topic
         // before its number is counted (a publish in flight) waits, and what is counted goes by.
-        let (tracker, topics) = tracker_with(&["a", "b"]);
-        let mut multi = Multi::subscribe(tracker.clone(), &topics, 2);
-        topics[0].publish(Frame::change(99, 9, r#"{"taskId":"a"}"#, false));
+        let (tracker, topics, base) = tracker_with(&["a", "b"]);
+        let mut multi = Multi::subscribe(tracker.clone(), &topics, base + 2);
+        topics[0].publish(Frame::change(base + 99, 9, r#"{"taskId":"a"}"#, false));
         assert!(matches!(multi.next(), Next::Unpublished));
         let b = bump(&tracker, "b", 1.0);
         assert_eq!(seqs(&drain(&mut multi)), [b], "b's change 3 goes before a's frame 99");
@@ -284,16 +291,16 @@ mod tests {
 
     #[test]
     fn a_change_of_any_member_wakes_the_stream_once() {
-        let (tracker, topics) = tracker_with(&["a", "b"]);
-        let mut multi = Multi::subscribe(tracker.clone(), &topics, 2);
+        let (tracker, topics, base) = tracker_with(&["a", "b"]);
+        let mut multi = Multi::subscribe(tracker.clone(), &topics, base + 2);
         let (waker, woken) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(multi.poll_frame(&mut cx).is_pending());
         bump(&tracker, "b", 1.0);
         bump(&tracker, "a", 1.0);
         assert_eq!(woken(), 1, "one wake-up for both");
-        assert!(matches!(multi.poll_frame(&mut cx), Poll::Ready(f) if f.seq == 3));
-        assert!(matches!(multi.poll_frame(&mut cx), Poll::Ready(f) if f.seq == 4));
+        assert!(matches!(multi.poll_frame(&mut cx), Poll::Ready(f) if f.seq == base + 3));
+        assert!(matches!(multi.poll_frame(&mut cx), Poll::Ready(f) if f.seq == base + 4));
         assert!(multi.poll_frame(&mut cx).is_pending());
         assert_eq!(multi.queue.capacity(), 0, "an idle stream holds no heap");
     }
@@ -304,7 +311,7 @@ mod tests {
         // comes back gets per task only the newest snapshot, in change order, terminal included.
         let ids: Vec<String> = (0..100).map(|i| format!("t{i:03}")).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let (tracker, topics) = tracker_with(&refs);
+        let (tracker, topics, _) = tracker_with(&refs);
         let mut multi = Multi::subscribe(tracker.clone(), &topics, tracker.published_seq());
         multi.detach();
         let mut newest = std::collections::BTreeMap::new();

@@ -12,6 +12,12 @@
 //! change, a stuck viewer costs no memory, and the last frame of a task (terminal snapshot or
 //! closing error) is always the newest, so it is never skipped.
 //!
+//! One frame may follow the terminal snapshot: `task_deleted`, when a finished task is deleted.
+//! The terminal snapshot is then not the newest, yet a viewer must never be without it: a skip
+//! goes to it rather than past it (the viewer's stream ends there), and while a detached viewer
+//! may still need it, it is kept even when no attached viewer waits for it. A deleted task's
+//! topic takes no more frames, so this keeps one frame at most, and only while its viewers go.
+//!
 //! A viewer of one task has a waker of its own in its slot, which a publish takes and wakes. A
 //! member of a stream of many tasks has instead its stream's shared [`Inbox`] and its number
 //! there: a publish marks the member ready and wakes the stream. Such a member also asks two
@@ -25,7 +31,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use super::encoder::Frame;
+use super::encoder::{Frame, FrameKind};
 use super::inbox::Inbox;
 use crate::slab::{Key, Slab};
 
@@ -117,15 +123,44 @@ impl Inner {
     }
 
     /// The frame a viewer at `cursor` takes next, as an index into `frames`, and whether it is
-    /// the one right after the cursor (else it is the newest: a skip).
+    /// the one right after the cursor (else it is a skip, to the newest frame or to the terminal
+    /// snapshot before it).
     fn due(&self, attached: bool, cursor: u64) -> Option<(usize, bool)> {
         if self.seq == cursor {
             return None;
         }
         let first = self.first_seq();
         let in_order = cursor + 1 >= first && (attached || self.seq - cursor <= BEHIND_BOUND);
-        let at = if in_order { cursor + 1 } else { self.seq };
+        let at = if in_order {
+            cursor + 1
+        } else if self.terminal_then_closing() && self.seq - 1 > cursor {
+            self.seq - 1
+        } else {
+            self.seq
+        };
         Some(((at - first) as usize, in_order))
+    }
+
+    /// Whether the newest frame is a closing one (`task_deleted`) after the terminal snapshot.
+    fn terminal_then_closing(&self) -> bool {
+        let mut newest = self.frames.iter().rev().map(|(frame, _)| frame.kind);
+        newest.next() == Some(FrameKind::Closing) && newest.next() == Some(FrameKind::Terminal)
+    }
+
+    /// Whether some subscribed viewer is detached (it may come back for frames nobody waits for).
+    fn any_detached(&self) -> bool {
+        self.viewers.len() > self.attached as usize
+    }
+
+    /// The viewer `key` at `cursor` stops counting as attached: frames no longer wait for it.
+    fn detach(&mut self, key: Key, cursor: u64) {
+        let Some(slot) = self.viewers.get_mut(key) else { return };
+        if !slot.attached() {
+            return;
+        }
+        slot.set_attached(false);
+        self.attached -= 1;
+        self.release_after(cursor);
     }
 
     /// The change sequence number of the frame the viewer `key` at `cursor` takes next.
@@ -143,12 +178,16 @@ impl Inner {
         self.trim();
     }
 
-    /// Drops frames nobody waits for (keeping the newest), and the oldest beyond [`MAX_KEPT`];
+    /// Drops frames nobody waits for (keeping the newest, and a terminal snapshot before it that
+    /// a detached viewer may need: see the module docs), and the oldest beyond [`MAX_KEPT`];
     /// then, if that left the queue mostly empty room (after a burst of frames a slow viewer
     /// held), gives the room back. The check runs only when a frame was dropped.
     fn trim(&mut self) {
         let before = self.frames.len();
         while self.frames.len() > 1 && (self.frames[0].1 == 0 || self.frames.len() > MAX_KEPT) {
+            if self.frames.len() == 2 && self.terminal_then_closing() && self.any_detached() {
+                break;
+            }
             self.frames.pop_front();
         }
         let len = self.frames.len();
@@ -326,14 +365,7 @@ impl Viewer {
 
     /// The viewer's socket stopped taking writes: frames no longer wait for it.
     pub fn detach(&mut self) {
-        let mut inner = self.topic.lock();
-        let Some(slot) = inner.viewers.get_mut(self.key) else { return };
-        if !slot.attached() {
-            return;
-        }
-        slot.set_attached(false);
-        inner.attached -= 1;
-        inner.release_after(self.cursor);
+        self.topic.lock().detach(self.key, self.cursor);
     }
 }
 
@@ -346,28 +378,24 @@ fn take(key: Key, cursor: &mut u64, inner: &mut Inner, rule: Rule) -> Take {
         Rule::InOrder if !in_order => return Take::Gap,
         _ => {}
     }
-    if let Some(slot) = inner.viewers.get_mut(key) {
-        slot.set_attached(true);
-    }
-    let first = inner.first_seq();
+    let (index, was_attached) = if was_attached && !in_order {
+        // Frames were dropped past MAX_KEPT: give up the rest of the claim, as a stuck viewer
+        // does, and skip like one (the frames kept may have changed).
+        inner.detach(key, *cursor);
+        let (index, _) = inner.due(false, *cursor).expect("the newest frame is after the cursor");
+        (index, false)
+    } else {
+        (index, was_attached)
+    };
     if !was_attached {
-        // Back from a stuck write: frames wait for this viewer again.
-        inner.attached += 1;
-        if in_order {
-            let skip = (*cursor + 1 - first) as usize;
-            inner.frames.iter_mut().skip(skip).for_each(|(_, pending)| *pending += 1);
-        } else {
-            *cursor = inner.seq - 1;
-            inner.frames.back_mut().expect("never empty").1 += 1;
+        // Back from a stuck write: frames wait for this viewer again, from the one it takes on.
+        if let Some(slot) = inner.viewers.get_mut(key) {
+            slot.set_attached(true);
         }
-    } else if !in_order {
-        // Frames were dropped past MAX_KEPT: give up the rest of the claim, take the newest.
-        inner.release_after(*cursor);
-        *cursor = inner.seq - 1;
-        inner.frames.back_mut().expect("never empty").1 += 1;
+        inner.attached += 1;
+        inner.frames.iter_mut().skip(index).for_each(|(_, pending)| *pending += 1);
     }
-    *cursor += 1;
-    let index = (*cursor - inner.first_seq()) as usize;
+    *cursor = inner.first_seq() + index as u64;
     let (frame, pending) = &mut inner.frames[index];
     *pending = pending.saturating_sub(1);
     let frame = Arc::clone(frame);
@@ -377,8 +405,11 @@ fn take(key: Key, cursor: &mut u64, inner: &mut Inner, rule: Rule) -> Take {
 
 impl Drop for Viewer {
     fn drop(&mut self) {
-        self.detach();
-        self.topic.lock().viewers.remove(self.key);
+        let mut inner = self.topic.lock();
+        inner.detach(self.key, self.cursor);
+        inner.viewers.remove(self.key);
+        // A terminal snapshot kept for detached viewers may be needed by none now.
+        inner.trim();
     }
 }
 
@@ -535,6 +566,30 @@ mod tests {
         assert_eq!(next_now(&mut stuck), Some(51), "the terminal frame is never skipped");
         assert_eq!(next_now(&mut stuck), None);
         assert_eq!(next_now(&mut prompt), Some(51));
+    }
+
+    #[test]
+    fn a_stuck_viewer_gets_the_terminal_snapshot_of_a_task_deleted_after_it_finished() {
+        // Shows a skip goes to the terminal snapshot, not past it to `task_deleted`, for a viewer
+        // of one task and a member of many, that the snapshot is kept while a detached viewer
+        // may need it, and dropped when none is left.
+        let topic = Arc::new(Topic::new(frame(1)));
+        let mut viewers: Vec<Viewer> = (0..3).map(|_| topic.subscribe().0).collect();
+        viewers.iter_mut().for_each(Viewer::detach);
+        for id in 2..=50 {
+            topic.publish(frame(id));
+        }
+        topic.publish(Frame::progress(51, "{}", true));
+        topic.publish(Frame::deleted(0, "t"));
+        assert_eq!(topic.kept(), 2, "the terminal snapshot is kept for the detached viewers");
+        assert_eq!(next_now(&mut viewers[0]), Some(51), "the skip stops at the terminal snapshot");
+        match viewers[1].take_upto(u64::MAX) {
+            (Take::Frame(f), _) => assert_eq!(f.kind, FrameKind::Terminal),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(topic.kept(), 2, "kept for the viewer still detached");
+        drop(viewers.pop());
+        assert_eq!(topic.kept(), 1, "nobody is left who needs the terminal snapshot");
     }
 
     #[test]

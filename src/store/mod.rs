@@ -9,7 +9,9 @@
 //! number of one server-wide change sequence, which streams of many tasks send as their `id:`
 //! and resume from. So the store is handed that number with each change, and gives back the last
 //! one it saw: after a restart (the journal) or on another server (Redis) the sequence goes on
-//! where it was, and a browser's `Last-Event-ID` still places it. A change the store refuses uses
+//! where it was, and a browser's `Last-Event-ID` still places it. A store that keeps no sequence
+//! (the memory store) gives 0, and the tracker starts from the clock instead, so its numbers still
+//! exceed those of the process before the restart (`tracker.rs`). A change the store refuses uses
 //! up no number.
 
 use std::io;
@@ -32,7 +34,8 @@ pub struct Loaded {
     /// Each task with the change sequence number of its last change.
     pub tasks: Vec<(Task, u64)>,
     /// The last change sequence number issued (at least that of every task): the next change
-    /// takes the one after it.
+    /// takes the one after it, or after the clock's start if that is further. Below 2^57, like
+    /// every task's number, or the tracker refuses to load.
     pub last_seq: u64,
 }
 

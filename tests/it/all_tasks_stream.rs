@@ -76,7 +76,7 @@ fn creations_changes_and_removals_arrive_with_growing_ids() {
             (id, task["taskId"].as_str().unwrap().to_owned())
         })
         .collect();
-    assert_eq!(snapshots, [(2, "wb".to_owned()), (3, "wa".to_owned())]);
+    assert_eq!(snapshots, [(server.seq(2), "wb".to_owned()), (server.seq(3), "wa".to_owned())]);
     assert_eq!(health(server.addr)["activeConnections"], 1);
 
     let created = create(server.addr, "wc");
@@ -91,11 +91,11 @@ fn creations_changes_and_removals_arrive_with_growing_ids() {
             (name.to_owned(), id, data)
         })
         .collect();
-    assert_eq!(got[0], ("progress".into(), 4, created));
-    assert_eq!(got[1], ("progress".into(), 5, changed));
-    assert_eq!(got[2], ("progress".into(), 6, done), "a completion ends nothing here");
-    assert_eq!(got[3], ("removed".into(), 7, json!({"taskId": "wa"})));
-    assert_eq!((got[4].0.as_str(), got[4].1, &got[4].2["taskId"]), ("progress", 8, &json!("wd")));
+    assert_eq!(got[0], ("progress".into(), server.seq(4), created));
+    assert_eq!(got[1], ("progress".into(), server.seq(5), changed));
+    assert_eq!(got[2], ("progress".into(), server.seq(6), done), "a completion ends nothing here");
+    assert_eq!(got[3], ("removed".into(), server.seq(7), json!({"taskId": "wa"})));
+    assert_eq!((got[4].0.as_str(), got[4].1, &got[4].2["taskId"]), ("progress", server.seq(8), &json!("wd")));
 }
 
 #[test]
@@ -104,11 +104,11 @@ fn an_expired_task_is_removed_with_an_id() {
     let server = start_server(Config { retention: Duration::from_millis(100), threads: 2, ..Config::default() });
     create(server.addr, "old"); // 1
     let (mut stream, _) = open_all(server.addr, &[]);
-    assert_eq!(parts(&next(&mut stream)).1, 1);
+    assert_eq!(parts(&next(&mut stream)).1, server.seq(1));
     complete(server.addr, "old", json!(null)); // 2
-    assert_eq!(parts(&next(&mut stream)).1, 2);
+    assert_eq!(parts(&next(&mut stream)).1, server.seq(2));
     let removed = next(&mut stream);
-    assert_eq!(parts(&removed), ("removed", 3, json!({"taskId": "old"})));
+    assert_eq!(parts(&removed), ("removed", server.seq(3), json!({"taskId": "old"})));
 }
 
 #[test]
@@ -122,21 +122,21 @@ fn a_resume_gets_only_what_changed_and_connected_lists_the_tasks_there_are() {
     }
     call(server.addr, "DELETE", &format!("{TASKS}/rc"), None); // 4
     complete(server.addr, "ra", json!(1)); // 5
-    let (mut stream, ids) = open_all(server.addr, &[("Last-Event-ID", "4")]);
+    let (mut stream, ids) = open_all(server.addr, &[("Last-Event-ID", &server.seq(4).to_string())]);
     assert_eq!(ids.iter().map(String::as_str).collect::<BTreeSet<_>>(), BTreeSet::from(["ra", "rb"]));
     let first = next(&mut stream);
     let (name, id, task) = parts(&first);
-    assert_eq!((name, id, task["taskId"].as_str()), ("progress", 5, Some("ra")));
+    assert_eq!((name, id, task["taskId"].as_str()), ("progress", server.seq(5), Some("ra")));
     update(server.addr, "rb", json!({"progress": 1})); // 6
-    assert_eq!(parts(&next(&mut stream)).1, 6, "no snapshot of rb before its change");
+    assert_eq!(parts(&next(&mut stream)).1, server.seq(6), "no snapshot of rb before its change");
 
-    let (mut stream, _) = open_target_all(server.addr, &format!("{PROGRESS}?lastEventId=99"));
+    let (mut stream, _) = open_target_all(server.addr, &format!("{PROGRESS}?lastEventId={}", server.seq(99)));
     let ids: Vec<u64> = (0..2).map(|_| parts(&next(&mut stream)).1).collect();
-    assert_eq!(ids, [5, 6], "an id never issued gets every snapshot");
+    assert_eq!(ids, [server.seq(5), server.seq(6)], "an id never issued gets every snapshot");
 
-    let (mut stream, _) = open_all(server.addr, &[("Last-Event-ID", "6")]);
+    let (mut stream, _) = open_all(server.addr, &[("Last-Event-ID", &server.seq(6).to_string())]);
     create(server.addr, "rd"); // 7
-    assert_eq!(parts(&next(&mut stream)).1, 7, "up to date: the next change comes first");
+    assert_eq!(parts(&next(&mut stream)).1, server.seq(7), "up to date: the next change comes first");
 }
 
 /// [`open_all`] at another target of the route (a query).

@@ -188,18 +188,22 @@ fn resuming_sends_only_the_tasks_changed_after_the_point() {
         create(server.addr, id); // changes 1, 2, 3
     }
     update(server.addr, "ra", json!({"progress": 10})); // 4
-    let mut stream = open_many(server.addr, &["ra", "rb", "rc"], &[("Last-Event-ID", "3")]);
+    let three = server.seq(3).to_string();
+    let mut stream = open_many(server.addr, &["ra", "rb", "rc"], &[("Last-Event-ID", &three)]);
     let first = next_progress(&mut stream);
-    assert_eq!((first.seq, first.task_id()), (4, "ra"));
+    assert_eq!((first.seq, first.task_id()), (server.seq(4), "ra"));
     update(server.addr, "rc", json!({"progress": 5})); // 5
     let next = next_progress(&mut stream);
-    assert_eq!((next.seq, next.task_id()), (5, "rc"), "no snapshot of rb or rc before it");
+    assert_eq!((next.seq, next.task_id()), (server.seq(5), "rc"), "no snapshot of rb or rc before it");
 
-    for unplaceable in ["abc", "6000", "+4", "04", "-1"] {
+    let (never_issued, four) = (server.seq(6000).to_string(), server.seq(4).to_string());
+    let (plus, zero) = (format!("+{four}"), format!("0{four}"));
+    for unplaceable in ["abc", &never_issued, &plus, &zero, "-1"] {
         let mut stream = open_many(server.addr, &["ra", "rb", "rc"], &[("Last-Event-ID", unplaceable)]);
         let snapshots: Vec<(u64, String)> =
             (0..3).map(|_| next_progress(&mut stream)).map(|p| (p.seq, p.task_id().to_owned())).collect();
-        assert_eq!(snapshots, [(2, "rb".into()), (4, "ra".into()), (5, "rc".into())], "{unplaceable:?}");
+        let want = [(server.seq(2), "rb".into()), (server.seq(4), "ra".into()), (server.seq(5), "rc".into())];
+        assert_eq!(snapshots, want, "{unplaceable:?}");
     }
 }
 
@@ -213,12 +217,12 @@ fn a_resume_after_every_task_ended_unchanged_is_204() {
     complete(server.addr, "ea", json!(1)); // 3
     let eb = complete(server.addr, "eb", json!(2)); // 4
     let target = many_target(&["ea", "eb"]);
-    let reply = request(server.addr, "GET", &target, &[("Last-Event-ID", "4")], None);
+    let reply = request(server.addr, "GET", &target, &[("Last-Event-ID", &server.seq(4).to_string())], None);
     assert_eq!(reply.status, 204, "{}", reply.text());
-    let mut stream = open_many(server.addr, &["ea", "eb"], &[("Last-Event-ID", "3")]);
+    let mut stream = open_many(server.addr, &["ea", "eb"], &[("Last-Event-ID", &server.seq(3).to_string())]);
     let events = rest_of(&mut stream);
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(Progress::of(&events[0]), Progress { seq: 4, task: eb });
+    assert_eq!(Progress::of(&events[0]), Progress { seq: server.seq(4), task: eb });
 }
 
 #[test]
@@ -355,6 +359,35 @@ fn with_subscribe_tokens_none_admitted_is_401_or_403_and_an_unknown_task_looks_l
 }
 
 #[test]
+fn a_hundred_server_made_ids_with_their_tokens_fit_and_a_list_too_long_for_the_head_is_431() {
+    // Shows the real limit of a list, the 8 KiB request head: 100 ids the server made, with
+    // their tokens, commas sent as `%2C`, are accepted; 100 ids of 128 characters (a 12,933-byte
+    // target) get 431 in the JSON error shape, saying the list is what must fit.
+    let server = start_with_subscribe_tokens();
+    let (mut ids, mut tokens) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let reply = request(server.addr, "POST", TASKS, &[("Authorization", "Bearer pub")], Some("{}"));
+        let made = json_answer(&reply, 201);
+        ids.push(made["taskId"].as_str().expect("a taskId").to_owned());
+        tokens.push(made["subscribeToken"].as_str().expect("a subscribeToken").to_owned());
+    }
+    let target = format!("{PROGRESS}?tasks={}&tokens={}", ids.join("%2C"), tokens.join("%2C"));
+    assert!(get_request(&target, &[]).len() > 7000, "the premise: a list near the limit");
+    let mut stream = open_target(server.addr, &target, &[]);
+    assert_eq!(stream.status, 200, "{:?}", stream.headers);
+    let connected: Value = serde_json::from_str(&stream.next().expect("connected").data).unwrap();
+    assert_eq!(connected["taskIds"], json!(ids));
+    assert_eq!(next_progress(&mut stream).task_id(), ids[0], "no task refused: the first snapshot");
+
+    let long: Vec<String> = (0..100).map(|i| format!("{i:03}{}", "x".repeat(125))).collect();
+    let refs: Vec<&str> = long.iter().map(String::as_str).collect();
+    assert_eq!(many_target(&refs).len(), 12_933);
+    let reply = request(server.addr, "GET", &many_target(&refs), &[], None);
+    let message = assert_error(&reply, 431, "headers_too_large");
+    assert!(message.contains("`tasks`"), "the answer says the list must fit: {message}");
+}
+
+#[test]
 fn the_stream_ends_with_the_chunked_terminator_and_the_connection_goes_on() {
     // Shows the end of a stream of many tasks once all are finished: the last terminal event,
     // the zero-size chunk, then the same connection answering the next request.
@@ -369,7 +402,8 @@ fn the_stream_ends_with_the_chunked_terminator_and_the_connection_goes_on() {
     complete(server.addr, "kb", json!(2));
     raw.read_to_end();
     assert!(raw.wire.ends_with(b"\n\n\r\n0\r\n\r\n"), "{:?}", String::from_utf8_lossy(&raw.wire));
-    assert!(raw.text().contains("id: 4\n"), "the last change's number: {:?}", raw.text());
+    let last = format!("id: {}\n", server.seq(4));
+    assert!(raw.text().contains(&last), "the last change's number: {:?}", raw.text());
     let mut reader = raw.reader;
     let get = "GET /api/brand-monitor/tasks/kb HTTP/1.1\r\nHost: localhost\r\n\r\n";
     reader.get_mut().write_all(get.as_bytes()).unwrap();
@@ -405,5 +439,5 @@ fn an_http_1_0_stream_of_many_tasks_is_not_chunked_and_closes_at_the_end() {
     let mut events = EventReader::new(std::io::Cursor::new(raw.body.clone()), false);
     let all: Vec<Event> = std::iter::from_fn(|| events.next_event().unwrap()).collect();
     let last: Vec<Progress> = all[all.len() - 2..].iter().map(Progress::of).collect();
-    assert_eq!(last, [Progress { seq: 3, task: a }, Progress { seq: 4, task: b }]);
+    assert_eq!(last, [Progress { seq: server.seq(3), task: a }, Progress { seq: server.seq(4), task: b }]);
 }

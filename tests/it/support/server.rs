@@ -14,6 +14,9 @@ use super::TIMEOUT;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub tracker: ProgressTracker,
+    /// Where the server's change sequence started (from the clock): its first change is the
+    /// number after it.
+    pub seq_start: u64,
     stop: Option<smol::channel::Sender<()>>,
     returned: mpsc::Receiver<Result<(), String>>,
     thread: Option<JoinHandle<()>>,
@@ -22,6 +25,7 @@ pub struct TestServer {
 /// Starts a server with `config` (two executor threads unless set) on 127.0.0.1:0.
 pub fn start_server(config: Config) -> TestServer {
     let tracker = ProgressTracker::new(config);
+    let seq_start = tracker.published_seq();
     let (stop, stopped) = smol::channel::bounded::<()>(1);
     let (ready, addr) = mpsc::channel();
     let (returned_tx, returned) = mpsc::channel();
@@ -39,7 +43,7 @@ pub fn start_server(config: Config) -> TestServer {
         let _ = returned_tx.send(result.map_err(|e| e.to_string()));
     });
     let addr = addr.recv_timeout(TIMEOUT).expect("the server starts");
-    TestServer { addr, tracker, stop: Some(stop), returned, thread: Some(thread) }
+    TestServer { addr, tracker, seq_start, stop: Some(stop), returned, thread: Some(thread) }
 }
 
 /// A server with the default configuration but two threads.
@@ -59,6 +63,12 @@ pub fn start_unthrottled_default() -> TestServer {
 }
 
 impl TestServer {
+    /// The change sequence number of the server's `n`th change (the `id:` of streams of many
+    /// tasks): the numbers start from the clock, not from 1.
+    pub fn seq(&self, n: u64) -> u64 {
+        self.seq_start + n
+    }
+
     /// Creates `n` tasks named `{prefix}{i:03}` through the library; their ids.
     pub fn create_tasks(&self, prefix: &str, n: usize) -> Vec<String> {
         let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i:03}")).collect();
