@@ -38,4 +38,4 @@ npx --no-install tsc -p test/types/tsconfig.json
 
 step "tests (node --test)"
 node --test --test-timeout=90000 test/parser.test.mjs test/ssr.test.mjs test/client.test.mjs test/statuses.test.mjs \
-  test/network.test.mjs test/react.test.mjs
+  test/network.test.mjs test/react.test.mjs test/feed.test.mjs test/dashboard.test.mjs

@@ -52,21 +52,26 @@ export interface SSEProgressState<R = unknown> {
   readonly lastEventId: string | null;
 }
 
-export interface SSEProgressOptions<R = unknown> {
+/** How a stream connects and reconnects: the same for a task and for the feed of every task. */
+export interface ConnectionOptions {
   /** Where the server is; default: the page's origin. */
   baseUrl?: string;
-  /** The task's subscribe token (sent as `tokens=` on the shared stream). */
-  token?: string;
   /** Reconnect after a dropped connection or a server error; default true. */
   autoReconnect?: boolean;
-  /** Consecutive reconnect requests before giving up; default 3; `Infinity` allowed. */
+  /** Consecutive reconnect requests before giving up; `Infinity` allowed. Default 3 for a task,
+   * `Infinity` for `followEverything` (a dashboard keeps trying). */
   maxReconnectAttempts?: number;
-  /** ms before the first retry, doubled on each further one; default 2000. */
+  /** ms before the first retry, doubled on each further one; default 2000 (or the server's `retry:`). */
   reconnectDelay?: number;
   /** Cap of that delay in ms; default 30000. */
   maxReconnectDelay?: number;
   /** ms without a byte after which the stream is taken as dead; default 45000. */
   idleTimeout?: number;
+}
+
+export interface SSEProgressOptions<R = unknown> extends ConnectionOptions {
+  /** The task's subscribe token (sent as `tokens=` on the shared stream). */
+  token?: string;
   /** Every change of the task (including the terminal one). */
   onProgress?: (task: Task<R>) => void;
   /** Once, when the task completes. */
@@ -123,3 +128,33 @@ export interface SSEParser {
 }
 
 export function createSSEParser(onEvent: (event: SSEMessage) => void, options?: SSEParserOptions): SSEParser;
+
+/** Where the feed of every task is with its connection (it starts connecting at once). */
+export type FeedConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface FollowEverythingOptions<R = unknown> extends ConnectionOptions {
+  /** The server's publish token, sent as `Authorization: Bearer` (needed when the server has one). */
+  token?: string;
+  /** On every (re)connection: the ids of every current task (newest 1000). After a resume, a task
+   * not in the list was removed while the feed was away. */
+  onConnected?: (taskIds: string[]) => void;
+  /** Every snapshot of a task: the first of each current task, then every change (new tasks included). */
+  onTask?: (task: Task<R>) => void;
+  /** A task was deleted or expired. */
+  onRemoved?: (taskId: string) => void;
+  onState?: (state: FeedConnectionState) => void;
+  /** The server wants a (different) publish token (401 or 403): the feed has stopped. Without this
+   * callback, `onError` gets the refusal. */
+  onUnauthorized?: () => void;
+  /** Trouble: `final` false while it is being retried, true when the feed has stopped. */
+  onError?: (error: SSEProgressError, final: boolean) => void;
+}
+
+/** The feed of every task. */
+export interface Feed {
+  /** Stops following: cancels the request and every timer. */
+  close(): void;
+}
+
+/** Follows every task of the server over the all-tasks stream (one connection), starting one task later. */
+export function followEverything<R = unknown>(options?: FollowEverythingOptions<R>): Feed;

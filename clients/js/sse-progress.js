@@ -6,8 +6,11 @@
 //
 // Why one shared stream: a browser opens at most 6 HTTP/1.1 connections per origin, so a page
 // with one stream per task hangs at the seventh. Every task followed on one origin (`baseUrl`)
-// goes over one multi-task stream (`?tasks=a,b,c`, at most 100 tasks each), with a reference
-// count per task; the stream is reopened when the set of tasks changes.
+// goes over one multi-task stream (`?tasks=a,b,c`, at most 100 tasks each, and no more than fit
+// in the server's 8 KiB request head), with a reference count per task; the stream is reopened
+// when the set of tasks changes. A dashboard follows every task of the server over the all-tasks
+// stream (`followEverything`); both kinds of stream share one piece of connection code, so they
+// treat statuses, silences and outages alike.
 //
 // This file has no imports: the server embeds it and serves it at `/client/sse-progress.js`, so a
 // page without a bundler can import it. Importing it touches no `window` or `document`, so
@@ -18,6 +21,13 @@ const STREAM_PATH = '/api/brand-monitor/progress';
 
 /** The most tasks the server takes on one stream; more tasks on one origin open more streams. */
 export const MAX_TASKS_PER_STREAM = 100;
+
+/**
+ * The longest path and query of a stream request. The server reads request heads of at most
+ * 8 KiB; the rest is left to the request line and the headers (cookies included). 100 ids of
+ * 128 characters do not fit in one request, so a group holds fewer of them.
+ */
+const MAX_STREAM_TARGET = 6000;
 
 /** What the server accepts as a task id; one bad id would make it refuse the whole stream. */
 const TASK_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
@@ -261,16 +271,39 @@ function resolveBase(baseUrl) {
   }
 }
 
+/** The data of an event as JSON, or null when it is not JSON. */
+function parseData(event) {
+  try {
+    return JSON.parse(event.data);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The error that ends following when `options` allow no reconnect attempt `next`, or null when
+ * following may go on.
+ */
+function givingUp(cause, options, next, defaultMax) {
+  const max = options.maxReconnectAttempts ?? defaultMax;
+  if (options.autoReconnect !== false && next <= max) return null;
+  const spent = next - 1;
+  const why = options.autoReconnect === false
+    ? 'no automatic reconnect'
+    : `gave up after ${spent} reconnect attempt${spent === 1 ? '' : 's'}`;
+  return error(cause.code, `${cause.message} (${why})`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Page events: come back at once when the network or the tab comes back.
 
-const liveGroups = new Set();
+const liveStreams = new Set();
 let pageWatched = false;
 
 function onPageBack(event) {
   if (event.type === 'pageshow' && !event.persisted) return;
   if (event.type === 'visibilitychange' && globalThis.document.visibilityState !== 'visible') return;
-  for (const group of [...liveGroups]) group.wake();
+  for (const stream of [...liveStreams]) stream.wake();
 }
 
 function watchPage(on) {
@@ -287,35 +320,26 @@ function watchPage(on) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Groups: one stream for at most MAX_TASKS_PER_STREAM tasks of one origin.
+// Streams: one resumable connection to the server, whatever it carries.
+//
+// Every decision about a connection is made here, once: the request, what each status means, the
+// reading, the watchdog, when to retry, the page's wake-ups. The owner of a stream (a group of
+// followed tasks, or the feed of every task) says what to ask for and what the events mean:
+//   request(conn)            -> {url, headers, resume} to open, or null when nothing is followed
+//   option(name, fallback)   -> reconnectDelay, maxReconnectDelay or idleTimeout in ms
+//   opened(attempts)         the stream is open
+//   event(event)             a parsed event (stream-level `error` events are kept here)
+//   taskError(taskId, cause) an `error` event about one task
+//   lost(cause, next)        -> true to retry (attempt `next`), false when the owner gave up
+//   ended(cause, status)     a final answer (`cause` null for a 204): no retry
+//   attemptsChanged(n)       the count of reconnect attempts changed
 
-/** base URL -> the groups of that origin. */
-const origins = new Map();
-
-function groupFor(base, taskId) {
-  let groups = origins.get(base);
-  if (groups === undefined) {
-    groups = [];
-    origins.set(base, groups);
-  }
-  const holding = groups.find((g) => g.entries.has(taskId));
-  if (holding) return holding;
-  const roomy = groups.find((g) => g.entries.size < MAX_TASKS_PER_STREAM);
-  if (roomy) return roomy;
-  const group = new Group(base);
-  groups.push(group);
-  return group;
-}
-
-class Group {
-  constructor(base) {
-    this.base = base;
-    /** taskId -> {taskId, token, followers: Set, task} in the order they joined. */
-    this.entries = new Map();
+class Stream {
+  constructor(owner) {
+    this.owner = owner;
     /** The current connection, or null; events of any other connection are ignored. */
     this.conn = null;
     this.retryTimer = null;
-    this.changeTimer = null;
     this.stableTimer = null;
     this.waitingOnline = false;
     this.serverAskedDelay = false;
@@ -323,84 +347,47 @@ class Group {
     this.attempts = 0;
     /** The last event ID of the stream: sent as `Last-Event-ID` on a resume. */
     this.resumeId = '';
-    /** A task joined since the last request: the next one must not resume (its snapshot would be skipped). */
-    this.grew = false;
     this.serverRetry = null;
     this.streamError = null;
   }
 
-  // -- The watched set.
+  get isOpen() {
+    return this.conn !== null && this.conn.open;
+  }
 
-  add(follower) {
-    let entry = this.entries.get(follower.taskId);
-    liveGroups.add(this);
+  /** A retry is waiting, for its timer or for the network. */
+  get retrying() {
+    return this.retryTimer !== null || this.waitingOnline;
+  }
+
+  /** Opens a new request (dropping the current one) for what the owner follows now. */
+  open() {
+    this.drop();
+    const conn = { controller: new AbortController(), open: false, lastByte: Date.now(), watchdog: null };
+    const target = this.owner.request(conn);
+    if (target === null) return;
+    liveStreams.add(this);
     watchPage(true);
-    if (entry === undefined) {
-      entry = {
-        taskId: follower.taskId,
-        token: follower.options.token,
-        followers: new Set(),
-        task: null,
-        id: '',
-        conn: null,
-      };
-      this.entries.set(follower.taskId, entry);
-      entry.followers.add(follower);
-      follower.group = this;
-      this.grew = true;
-      this.changed();
-      return;
-    }
-    entry.followers.add(follower);
-    follower.group = this;
-    const token = follower.options.token;
-    if (token && token !== entry.token) {
-      entry.token = token;
-      this.grew = true;
-      this.changed();
-    }
-    const open = this.conn !== null && this.conn.open && entry.conn === this.conn;
-    follower.joined(entry.task, entry.id, open ? 'open' : 'connecting', this.attempts);
+    // A stream that must not resume (a new task's snapshot would be skipped) starts afresh, and
+    // so do its retries until it has seen an event.
+    if (!target.resume) this.resumeId = '';
+    this.streamError = null;
+    const resume = this.resumeId;
+    const headers = { Accept: 'text/event-stream', ...target.headers };
+    if (resume !== '') headers['Last-Event-ID'] = resume;
+    this.conn = conn;
+    this.arm(conn);
+    this.read(conn, target.url, headers, resume).catch((e) => this.lost(conn, networkError(e)));
   }
 
-  /** A follower leaves; `finished` says the server is done with its task on this stream. */
-  remove(follower, finished) {
-    const entry = this.entries.get(follower.taskId);
-    follower.group = null;
-    if (entry === undefined || !entry.followers.delete(follower)) return;
-    if (entry.followers.size > 0) return;
-    this.entries.delete(follower.taskId);
-    if (this.entries.size === 0) {
-      this.stop();
-    } else if (!finished) {
-      this.changed();
-    }
-  }
-
-  /** The set changed: reopen soon, unless a retry is already waiting (it takes the new set). */
-  changed() {
-    if (this.retryTimer !== null || this.waitingOnline || this.changeTimer !== null) return;
-    this.changeTimer = setTimeout(() => {
-      this.changeTimer = null;
-      this.open();
-    }, SET_CHANGE_DEBOUNCE_MS);
-  }
-
+  /** Stops for good: no request, no timer, no page listener on its behalf. */
   stop() {
     this.drop();
     clearTimeout(this.retryTimer);
-    clearTimeout(this.changeTimer);
     this.retryTimer = null;
-    this.changeTimer = null;
     this.waitingOnline = false;
-    liveGroups.delete(this);
-    if (liveGroups.size === 0) watchPage(false);
-    const groups = origins.get(this.base);
-    if (groups !== undefined) {
-      const at = groups.indexOf(this);
-      if (at !== -1) groups.splice(at, 1);
-      if (groups.length === 0) origins.delete(this.base);
-    }
+    liveStreams.delete(this);
+    if (liveStreams.size === 0) watchPage(false);
   }
 
   /** Forgets the current connection, cancelling its request. */
@@ -414,49 +401,9 @@ class Group {
     conn.controller.abort();
   }
 
-  followers() {
-    const all = [];
-    for (const entry of this.entries.values()) for (const f of entry.followers) all.push(f);
-    return all;
-  }
-
-  /** The smallest value of an option over the followers (they share one stream). */
-  least(name, fallback) {
-    let least = Infinity;
-    for (const f of this.followers()) {
-      const value = f.options[name];
-      if (typeof value === 'number' && value < least) least = value;
-    }
-    return least === Infinity ? fallback : least;
-  }
-
-  // -- The connection.
-
-  open() {
-    this.drop();
-    clearTimeout(this.changeTimer);
-    this.changeTimer = null;
-    if (this.entries.size === 0) return;
-    if (this.grew) this.resumeId = '';
-    this.grew = false;
-    this.streamError = null;
-    const resume = this.resumeId;
-    const ids = [...this.entries.keys()];
-    let url = `${this.base}${STREAM_PATH}?tasks=${ids.map(encodeURIComponent).join(',')}`;
-    const tokens = ids.map((id) => this.entries.get(id).token ?? '');
-    if (tokens.some((t) => t !== '')) url += `&tokens=${tokens.map(encodeURIComponent).join(',')}`;
-    const headers = { Accept: 'text/event-stream' };
-    if (resume !== '') headers['Last-Event-ID'] = resume;
-    const conn = { controller: new AbortController(), open: false, lastByte: Date.now(), watchdog: null };
-    this.conn = conn;
-    for (const entry of this.entries.values()) entry.conn = conn;
-    this.arm(conn);
-    this.read(conn, url, headers, resume).catch((e) => this.lost(conn, networkError(e)));
-  }
-
   /** The heartbeat watchdog: no byte for `idleTimeout` means the connection is dead. */
   arm(conn) {
-    const idle = this.least('idleTimeout', DEFAULT_IDLE_TIMEOUT);
+    const idle = this.owner.option('idleTimeout', DEFAULT_IDLE_TIMEOUT);
     const left = conn.lastByte + idle - Date.now();
     if (left <= 0) {
       const seconds = Math.round(idle / 1000);
@@ -481,7 +428,7 @@ class Group {
     conn.lastByte = Date.now();
     const status = response.status;
     if (status === 204) {
-      this.end(conn, null);
+      this.end(conn, null, status);
       return;
     }
     if (status !== 200) {
@@ -492,7 +439,7 @@ class Group {
       } else if (status >= 500 || status === 408) {
         this.lost(conn, cause);
       } else {
-        this.end(conn, cause);
+        this.end(conn, cause, status);
       }
       return;
     }
@@ -500,7 +447,7 @@ class Group {
     if (!/^text\/event-stream\b/i.test(type) || response.body === null) {
       response.body?.cancel().catch(() => {});
       const what = type || 'no content type';
-      this.end(conn, error('bad_content_type', `The server answered ${what}, not an event stream.`));
+      this.end(conn, error('bad_content_type', `The server answered ${what}, not an event stream.`), status);
       return;
     }
     this.opened(conn);
@@ -530,8 +477,8 @@ class Group {
       }
     }
     parser.end();
-    // The server ends a stream once every task is finished for this viewer; a task still in the
-    // set (or an outage) means the end was a loss.
+    // A task stream ends once every task is finished for this viewer, and its owner has let go of
+    // each by then; one still followed (or an outage, or the all-tasks stream) means a loss.
     this.lost(conn, this.streamError ?? error('stream_ended', 'The server ended the stream.'));
   }
 
@@ -542,72 +489,30 @@ class Group {
       this.stableTimer = null;
       if (this.conn !== conn || this.attempts === 0) return;
       this.attempts = 0;
-      for (const f of this.followers()) f.update({ reconnectAttempts: 0 });
+      this.owner.attemptsChanged(0);
     }, STABLE_AFTER_MS);
-    for (const f of this.followers()) f.connected(this.attempts);
+    this.owner.opened(this.attempts);
   }
 
   event(conn, event) {
     if (this.conn !== conn) return;
     this.resumeId = event.lastEventId;
-    if (event.type === 'progress') {
-      let task;
-      try {
-        task = JSON.parse(event.data);
-      } catch {
-        return;
-      }
-      const entry = task && this.entries.get(task.taskId);
-      if (entry) this.progress(entry, task, event.lastEventId);
-    } else if (event.type === 'error') {
-      let body;
-      try {
-        body = JSON.parse(event.data);
-      } catch {
-        body = {};
-      }
-      const cause = error(String(body.code ?? 'stream_error'), String(body.message ?? 'The server reported an error.'));
-      const entry = typeof body.taskId === 'string' ? this.entries.get(body.taskId) : undefined;
-      if (entry) {
-        for (const f of [...entry.followers]) if (f.group === this) f.fail(cause, null, true);
-      } else if (body.taskId === undefined) {
-        this.streamError = cause;
-      }
+    if (event.type !== 'error') {
+      this.owner.event(event);
+      return;
     }
-  }
-
-  progress(entry, task, id) {
-    const last = entry.task;
-    // The same snapshot again (a reopened stream sends every task's): nothing changed.
-    const same = last !== null && last.eventId === task.eventId && last.updatedAt === task.updatedAt;
-    if (same && last.status === task.status) return;
-    entry.task = task;
-    entry.id = id;
-    for (const f of [...entry.followers]) if (f.group === this) f.progress(task, id);
+    const body = parseData(event) ?? {};
+    const cause = error(String(body.code ?? 'stream_error'), String(body.message ?? 'The server reported an error.'));
+    if (body.taskId === undefined) this.streamError = cause;
+    else if (typeof body.taskId === 'string') this.owner.taskError(body.taskId, cause);
   }
 
   /** The stream or the request failed in a way worth retrying (`delay`: the server's wish). */
   lost(conn, cause, delay = null) {
     if (this.conn !== conn) return;
     this.drop();
-    if (this.entries.size === 0) {
-      this.stop();
-      return;
-    }
     const next = this.attempts + 1;
-    const spent = `gave up after ${this.attempts} reconnect attempt${this.attempts === 1 ? '' : 's'}`;
-    for (const f of this.followers()) {
-      const max = f.options.maxReconnectAttempts ?? DEFAULT_MAX_ATTEMPTS;
-      if (f.options.autoReconnect === false || !(next <= max)) {
-        const why = f.options.autoReconnect === false ? 'no automatic reconnect' : spent;
-        f.fail(error(cause.code, `${cause.message} (${why})`), null, false);
-      } else {
-        f.lost(cause);
-      }
-    }
-    if (this.entries.size === 0) return; // The last follower's leaving stopped the group.
-    clearTimeout(this.changeTimer);
-    this.changeTimer = null;
+    if (!this.owner.lost(cause, next)) return;
     this.serverAskedDelay = delay !== null;
     if (isOffline() && delay === null) {
       this.waitingOnline = true;
@@ -627,8 +532,8 @@ class Group {
 
   /** `reconnectDelay` doubled per attempt, capped, and up to 30 % shorter at random. */
   backoff(attempt) {
-    const base = this.least('reconnectDelay', this.serverRetry ?? DEFAULT_RECONNECT_DELAY);
-    const cap = this.least('maxReconnectDelay', DEFAULT_MAX_RECONNECT_DELAY);
+    const base = this.owner.option('reconnectDelay', this.serverRetry ?? DEFAULT_RECONNECT_DELAY);
+    const cap = this.owner.option('maxReconnectDelay', DEFAULT_MAX_RECONNECT_DELAY);
     const nominal = Math.min(base * 2 ** Math.min(attempt - 1, 30), cap);
     return nominal * (1 - 0.3 * Math.random());
   }
@@ -637,21 +542,16 @@ class Group {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.waitingOnline = false;
-    if (this.entries.size === 0) return;
     this.attempts += 1;
-    for (const f of this.followers()) f.update({ reconnectAttempts: this.attempts });
+    this.owner.attemptsChanged(this.attempts);
     this.open();
   }
 
-  /** A final answer for every task of the stream: `cause` null for a 204. */
-  end(conn, cause) {
+  /** A final answer (`cause` null for a 204): no retry. */
+  end(conn, cause, status) {
     if (this.conn !== conn) return;
     this.drop();
-    // The last one to leave stops the group; one that a callback brought back opens a new request.
-    for (const f of this.followers()) {
-      if (cause === null) f.stopped();
-      else f.fail(cause, null, true);
-    }
+    this.owner.ended(cause, status);
   }
 
   /** The page came back (online, visible, restored): a lost stream is retried now. */
@@ -665,10 +565,10 @@ class Group {
     if (this.waitingOnline || (this.retryTimer !== null && !this.serverAskedDelay)) this.attempt();
   }
 
-  /** `reconnect()`: a new connection now, with the attempts counted from zero. */
+  /** A new connection now, with the attempts counted from zero. */
   restart() {
     this.attempts = 0;
-    for (const f of this.followers()) f.update({ reconnectAttempts: 0 });
+    this.owner.attemptsChanged(0);
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.waitingOnline = false;
@@ -676,6 +576,314 @@ class Group {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Groups: the tasks of one origin that share one stream (at most MAX_TASKS_PER_STREAM of them,
+// and no more than fit in a request the server reads).
+
+/** base URL -> the groups of that origin. */
+const origins = new Map();
+
+function groupFor(base, taskId, token) {
+  let groups = origins.get(base);
+  if (groups === undefined) {
+    groups = [];
+    origins.set(base, groups);
+  }
+  const holding = groups.find((g) => g.entries.has(taskId));
+  if (holding) return holding;
+  const roomy = groups.find((g) => g.fits(taskId, token));
+  if (roomy) return roomy;
+  const group = new Group(base);
+  groups.push(group);
+  return group;
+}
+
+class Group {
+  constructor(base) {
+    this.base = base;
+    /** The length of the base URL's origin: what comes after it is the request's target. */
+    this.originLength = new URL(base).origin.length;
+    /** taskId -> {taskId, token, followers: Set, task, id, conn} in the order they joined. */
+    this.entries = new Map();
+    this.changeTimer = null;
+    /** A task joined since the last request: the next one must not resume (its snapshot would be skipped). */
+    this.grew = false;
+    this.stream = new Stream(this);
+  }
+
+  // -- The watched set.
+
+  /** The stream URL for `entries`. */
+  url(entries) {
+    const ids = entries.map((e) => encodeURIComponent(e.taskId));
+    let url = `${this.base}${STREAM_PATH}?tasks=${ids.join(',')}`;
+    const tokens = entries.map((e) => encodeURIComponent(e.token ?? ''));
+    if (tokens.some((t) => t !== '')) url += `&tokens=${tokens.join(',')}`;
+    return url;
+  }
+
+  /** Whether one more task still leaves the stream's request within the server's limits. */
+  fits(taskId, token) {
+    if (this.entries.size >= MAX_TASKS_PER_STREAM) return false;
+    const url = this.url([...this.entries.values(), { taskId, token }]);
+    return url.length - this.originLength <= MAX_STREAM_TARGET;
+  }
+
+  add(follower) {
+    let entry = this.entries.get(follower.taskId);
+    if (entry === undefined) {
+      entry = {
+        taskId: follower.taskId,
+        token: follower.options.token,
+        followers: new Set(),
+        task: null,
+        id: '',
+        conn: null,
+      };
+      this.entries.set(follower.taskId, entry);
+      entry.followers.add(follower);
+      follower.group = this;
+      this.grew = true;
+      this.changed();
+      return;
+    }
+    entry.followers.add(follower);
+    follower.group = this;
+    const token = follower.options.token;
+    if (token && token !== entry.token) {
+      entry.token = token;
+      this.grew = true;
+      this.changed();
+    }
+    const open = this.stream.isOpen && entry.conn === this.stream.conn;
+    follower.joined(entry.task, entry.id, open ? 'open' : 'connecting', this.stream.attempts);
+  }
+
+  /** A follower leaves; `finished` says the server is done with its task on this stream. */
+  remove(follower, finished) {
+    const entry = this.entries.get(follower.taskId);
+    follower.group = null;
+    if (entry === undefined || !entry.followers.delete(follower)) return;
+    if (entry.followers.size > 0) return;
+    this.entries.delete(follower.taskId);
+    if (this.entries.size === 0) {
+      this.stop();
+    } else if (!finished) {
+      this.changed();
+    }
+  }
+
+  /** The set changed: reopen soon, unless a retry is already waiting (it takes the new set). */
+  changed() {
+    if (this.stream.retrying || this.changeTimer !== null) return;
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = null;
+      this.stream.open();
+    }, SET_CHANGE_DEBOUNCE_MS);
+  }
+
+  stop() {
+    this.stream.stop();
+    clearTimeout(this.changeTimer);
+    this.changeTimer = null;
+    const groups = origins.get(this.base);
+    if (groups !== undefined) {
+      const at = groups.indexOf(this);
+      if (at !== -1) groups.splice(at, 1);
+      if (groups.length === 0) origins.delete(this.base);
+    }
+  }
+
+  followers() {
+    const all = [];
+    for (const entry of this.entries.values()) for (const f of entry.followers) all.push(f);
+    return all;
+  }
+
+  // -- What the stream asks of its owner.
+
+  request(conn) {
+    clearTimeout(this.changeTimer);
+    this.changeTimer = null;
+    if (this.entries.size === 0) return null;
+    const resume = !this.grew;
+    this.grew = false;
+    for (const entry of this.entries.values()) entry.conn = conn;
+    return { url: this.url([...this.entries.values()]), headers: {}, resume };
+  }
+
+  /** The smallest value of an option over the followers (they share one stream). */
+  option(name, fallback) {
+    let least = Infinity;
+    for (const f of this.followers()) {
+      const value = f.options[name];
+      if (typeof value === 'number' && value < least) least = value;
+    }
+    return least === Infinity ? fallback : least;
+  }
+
+  opened(attempts) {
+    for (const f of this.followers()) f.connected(attempts);
+  }
+
+  attemptsChanged(attempts) {
+    for (const f of this.followers()) f.update({ reconnectAttempts: attempts });
+  }
+
+  event(event) {
+    if (event.type !== 'progress') return;
+    const task = parseData(event);
+    const entry = task && this.entries.get(task.taskId);
+    if (!entry) return;
+    const last = entry.task;
+    // The same snapshot again (a reopened stream sends every task's): nothing changed.
+    const same = last !== null && last.eventId === task.eventId && last.updatedAt === task.updatedAt;
+    if (same && last.status === task.status) return;
+    entry.task = task;
+    entry.id = event.lastEventId;
+    for (const f of [...entry.followers]) if (f.group === this) f.progress(task, event.lastEventId);
+  }
+
+  taskError(taskId, cause) {
+    const entry = this.entries.get(taskId);
+    if (entry === undefined) return;
+    for (const f of [...entry.followers]) if (f.group === this) f.fail(cause, null, true);
+  }
+
+  lost(cause, next) {
+    if (this.entries.size === 0) {
+      this.stop();
+      return false;
+    }
+    for (const f of this.followers()) {
+      const final = givingUp(cause, f.options, next, DEFAULT_MAX_ATTEMPTS);
+      if (final !== null) f.fail(final, null, false);
+      else f.lost(cause);
+    }
+    if (this.entries.size === 0) return false; // The last follower's leaving stopped the group.
+    clearTimeout(this.changeTimer);
+    this.changeTimer = null;
+    return true;
+  }
+
+  /** A final answer for every task of the stream: `cause` null for a 204. */
+  ended(cause) {
+    // The last one to leave stops the group; one that a callback brought back opens a new request.
+    for (const f of this.followers()) {
+      if (cause === null) f.stopped();
+      else f.fail(cause, null, true);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The feed of every task: what a dashboard follows (`followEverything`).
+
+class Feed {
+  constructor(options) {
+    this.options = options;
+    this.stream = new Stream(this);
+    /** Where the server is: resolved when following starts, one task after the call. */
+    this.base = null;
+    /** The last state told to `onState`. */
+    this.state = null;
+    this.startTimer = setTimeout(() => this.start(), 0);
+  }
+
+  start() {
+    this.startTimer = null;
+    this.base = resolveBase(this.options.baseUrl);
+    if (this.base === null) {
+      this.finish(error('no_base_url', 'No baseUrl was given and there is no page origin to use.'));
+      return;
+    }
+    this.setState('connecting');
+    this.stream.open();
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    call(this.options.onState, state);
+  }
+
+  /** Following ends: with `cause`, or quietly (`close()`). */
+  finish(cause) {
+    clearTimeout(this.startTimer);
+    this.startTimer = null;
+    this.stream.stop();
+    if (cause !== null) call(this.options.onError, cause, true);
+    this.setState('closed');
+  }
+
+  // -- What the stream asks of its owner.
+
+  request() {
+    const headers = {};
+    if (this.options.token) headers.Authorization = `Bearer ${this.options.token}`;
+    return { url: `${this.base}${STREAM_PATH}`, headers, resume: true };
+  }
+
+  option(name, fallback) {
+    const value = this.options[name];
+    return typeof value === 'number' ? value : fallback;
+  }
+
+  opened() {
+    this.setState('open');
+  }
+
+  attemptsChanged() {}
+
+  event(event) {
+    const body = parseData(event);
+    if (body === null || typeof body !== 'object') return;
+    if (event.type === 'progress' && typeof body.taskId === 'string') {
+      call(this.options.onTask, body);
+    } else if (event.type === 'removed' && typeof body.taskId === 'string') {
+      call(this.options.onRemoved, body.taskId);
+    } else if (event.type === 'connected' && Array.isArray(body.taskIds)) {
+      call(this.options.onConnected, body.taskIds);
+    }
+  }
+
+  /** The all-tasks stream reports removals as `removed`; an error about one task changes nothing here. */
+  taskError() {}
+
+  lost(cause, next) {
+    const final = givingUp(cause, this.options, next, Infinity);
+    if (final !== null) {
+      this.finish(final);
+      return false;
+    }
+    this.setState('reconnecting');
+    call(this.options.onError, cause, false);
+    return true;
+  }
+
+  ended(cause, status) {
+    if ((status === 401 || status === 403) && typeof this.options.onUnauthorized === 'function') {
+      this.finish(null);
+      call(this.options.onUnauthorized);
+      return;
+    }
+    this.finish(cause);
+  }
+
+  handle() {
+    return { close: () => this.finish(null) };
+  }
+}
+
+/**
+ * Follows every task of the server over its all-tasks stream, for dashboards: the snapshot of each
+ * current task, then every change (new tasks included) and removal, resumed with `Last-Event-ID`
+ * after a loss. Starts one task later; `close()` stops it.
+ * @param {object} [options] see sse-progress.d.ts
+ */
+export function followEverything(options = {}) {
+  return new Feed({ ...options }).handle();
+}
 // ---------------------------------------------------------------------------------------------
 // Followers: what `createSSEProgress` returns.
 
@@ -720,7 +928,7 @@ class Follower {
       return;
     }
     this.update({ connectionState: 'connecting', error: null });
-    groupFor(base, this.taskId).add(this);
+    groupFor(base, this.taskId, this.options.token).add(this);
   }
 
   /** Joined a group that already follows the task: its last snapshot applies at once. */
@@ -795,7 +1003,7 @@ class Follower {
       reconnect: () => {
         if (this.startTimer !== null) return;
         if (this.group !== null) {
-          this.group.restart();
+          this.group.stream.restart();
           return;
         }
         this.update({ reconnectAttempts: 0 });

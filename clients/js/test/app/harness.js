@@ -26,4 +26,36 @@ window.snap = (i) => window.recs[i].client.getSnapshot();
 /** The callbacks of follower `i` (of one kind, when given). */
 window.calls = (i, kind) => window.recs[i].calls.filter((call) => kind === undefined || call[0] === kind);
 
+/** Follows every task (`followEverything`); its callbacks go to `window.feedCalls`, and the
+ * tasks it knows (id -> last snapshot, removed ones dropped) to `window.feedTasks`. */
+window.feed = (options = {}) => {
+  window.feedCalls = [];
+  window.feedTasks = new Map();
+  const calls = window.feedCalls;
+  window.feedHandle = sse.followEverything({
+    ...options,
+    onConnected: (ids) => {
+      calls.push(['connected', ids]);
+      for (const id of [...window.feedTasks.keys()]) if (!ids.includes(id)) window.feedTasks.delete(id);
+    },
+    onTask: (task) => {
+      calls.push(['task', task.taskId, task.status, task.progress]);
+      window.feedTasks.set(task.taskId, task);
+    },
+    onRemoved: (id) => {
+      calls.push(['removed', id]);
+      window.feedTasks.delete(id);
+    },
+    onState: (state) => calls.push(['state', state]),
+    onUnauthorized: options.noUnauthorized ? undefined : () => calls.push(['unauthorized']),
+    onError: (error, final) => calls.push(['error', error.code, final]),
+  });
+};
+
+/** The feed's callbacks (of one kind, when given). */
+window.feedOf = (kind) => window.feedCalls.filter((call) => kind === undefined || call[0] === kind);
+
+/** The feed's last connection state. */
+window.feedState = () => window.feedOf('state').at(-1)?.[1] ?? null;
+
 window.harnessReady = true;

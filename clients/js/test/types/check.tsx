@@ -6,7 +6,12 @@ import {
   MAX_TASKS_PER_STREAM,
   createSSEParser,
   createSSEProgress,
+  followEverything,
+  type ConnectionOptions,
   type ConnectionState,
+  type Feed,
+  type FeedConnectionState,
+  type FollowEverythingOptions,
   type SSEMessage,
   type SSEProgress,
   type SSEProgressError,
@@ -81,7 +86,31 @@ const parsedId: string = parser.lastEventId;
 const retry: number | null = parser.retry;
 void [parsedId, retry];
 
+// The connection options of a task are those of the feed.
+const connection: ConnectionOptions = options;
+const feedOptions: FollowEverythingOptions<Report> = {
+  ...connection,
+  token: 'publish-token',
+  onConnected: (taskIds: string[]) => void taskIds.length,
+  onTask: (task: Task<Report>) => void [task.taskId, task.progress, task.result?.mentions],
+  onRemoved: (taskId: string) => void taskId,
+  onState: (state: FeedConnectionState) => void state,
+  onUnauthorized: () => {},
+  onError: (error: SSEProgressError, final: boolean) => void [error.code, final],
+};
+const feed: Feed = followEverything<Report>(feedOptions);
+feed.close();
+followEverything().close();
+
 // Wrong uses.
+// @ts-expect-error: a feed is never idle.
+followEverything({ onState: (state: 'idle') => void state });
+// @ts-expect-error: onRemoved gets a task id, not a task.
+followEverything({ onRemoved: (task: Task) => void task });
+// @ts-expect-error: unknown option (the token is `token`).
+followEverything({ publishToken: 'x' });
+// @ts-expect-error: a feed has no state to read, only close().
+feed.getSnapshot();
 // @ts-expect-error: a task id is a string.
 createSSEProgress(123);
 // @ts-expect-error: unknown option.
