@@ -19,6 +19,8 @@ mod connection_caps;
 mod cors;
 mod curl;
 mod desync;
+mod durable;
+mod durable_recovery;
 mod fanout;
 mod health_counters;
 mod host_rule;
