@@ -140,7 +140,7 @@ fn watch(addr: SocketAddr, id: &str) -> std::thread::JoinHandle<u64> {
 
 /// Checks each task after a restart against what its producer was acknowledged and what its
 /// viewer saw; returns the restored `eventId`s.
-fn check_restored(addr: SocketAddr, ids: &[String], acked: &[u64], seen: &[u64]) -> Vec<u64> {
+pub fn check_restored(addr: SocketAddr, ids: &[String], acked: &[u64], seen: &[u64]) -> Vec<u64> {
     ids.iter()
         .zip(acked.iter().zip(seen))
         .map(|(id, (&acked, &seen))| {

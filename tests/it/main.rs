@@ -20,6 +20,7 @@ mod cors;
 mod curl;
 mod desync;
 mod durable;
+mod durable_compaction;
 mod durable_recovery;
 mod fanout;
 mod health_counters;
