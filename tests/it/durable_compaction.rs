@@ -28,7 +28,8 @@ fn load(server: &Binary, updates: Option<u64>) -> (Vec<String>, Vec<u64>) {
                     let mut producer = Producer::new(addr);
                     for next in 2..n + 2 {
                         let body = serde_json::json!({ "message": next.to_string() });
-                        let (status, task) = producer.call("PATCH", &format!("{TASKS}/{id}"), &body).expect("an answer");
+                        let (status, task) =
+                            producer.call("PATCH", &format!("{TASKS}/{id}"), &body).expect("an answer");
                         assert_eq!((status, task["eventId"].as_u64()), (200, Some(next)), "{task}");
                     }
                     n + 1
@@ -46,7 +47,8 @@ fn a_crash_at_any_point_of_compaction_loses_no_acknowledged_change() {
     // snapshot is gone, and the directory works on.
     for point in ["compact-open", "compact-written", "compact-synced", "compact-renamed", "compact-done"] {
         let dir = TempDir::new(point);
-        let mut server = serve_durable(&dir, &[], &[("SSE_PROGRESS_COMPACT_FLOOR", FLOOR), ("SSE_PROGRESS_CRASH_AT", point)]);
+        let mut server =
+            serve_durable(&dir, &[], &[("SSE_PROGRESS_COMPACT_FLOOR", FLOOR), ("SSE_PROGRESS_CRASH_AT", point)]);
         let (ids, acked) = load(&server, None);
         server.wait_for_line(&format!("crashing at {point}"));
         assert!(!server.wait_exit(TIMEOUT).success(), "{point}: the server died there");

@@ -21,6 +21,7 @@ mod curl;
 mod desync;
 mod durable;
 mod durable_compaction;
+mod durable_disk_full;
 mod durable_recovery;
 mod fanout;
 mod health_counters;
