@@ -53,18 +53,30 @@ pub(super) struct Accepted {
 /// The answer to a change waiting to be durable: settled once, waited on by one caller.
 #[derive(Debug, Default)]
 pub struct Ticket {
-    state: Mutex<(Option<bool>, Option<Waker>)>,
+    state: Mutex<TicketState>,
     settled: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct TicketState {
+    outcome: Option<bool>,
+    /// An awaiting request's waker.
+    waker: Option<Waker>,
+    /// A blocked library call waits on the condition variable (only then is it notified: a
+    /// notify is a system call, and most tickets are awaited).
+    blocked: bool,
 }
 
 impl Ticket {
     fn settle(&self, durable: bool) {
-        let waker = {
+        let (waker, blocked) = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.0 = Some(durable);
-            state.1.take()
+            state.outcome = Some(durable);
+            (state.waker.take(), state.blocked)
         };
-        self.settled.notify_all();
+        if blocked {
+            self.settled.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -74,9 +86,10 @@ impl Ticket {
     pub(crate) fn wait(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(durable) = state.0 {
+            if let Some(durable) = state.outcome {
                 return durable;
             }
+            state.blocked = true;
             state = self.settled.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -85,10 +98,10 @@ impl Ticket {
     pub(crate) async fn settled(&self) -> bool {
         poll_fn(|cx| {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            match state.0 {
+            match state.outcome {
                 Some(durable) => Poll::Ready(durable),
                 None => {
-                    state.1 = Some(cx.waker().clone());
+                    state.waker = Some(cx.waker().clone());
                     Poll::Pending
                 }
             }

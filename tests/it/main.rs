@@ -23,6 +23,7 @@ mod durable;
 mod durable_compaction;
 mod durable_disk_full;
 mod durable_recovery;
+mod durable_scale;
 mod fanout;
 mod health_counters;
 mod host_rule;
