@@ -332,9 +332,14 @@ async fn handle(shared: &Shared, conn: &mut Conn, request: Request, client: IpAd
                     return Flow::Close;
                 }
             };
-            let (response, wakes) = topic::holding_wakes(|| producer(shared, &request, &body, route));
+            let ((response, ticket), wakes) = topic::holding_wakes(|| producer(shared, &request, &body, route));
             held = Some(wakes);
-            response
+            // A change held until the journal has it on disk is answered after that, awaited
+            // (never blocking this thread on the `fdatasync`).
+            match ticket {
+                Some(ticket) if !ticket.settled().await => Response::from(&crate::tracker::storage_unavailable()),
+                _ => response,
+            }
         }
     };
     let response = match cors_headers {
@@ -357,14 +362,14 @@ fn no_route() -> Response {
     Response::error(404, "not_found", "No route matches this path.")
 }
 
-fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> Response {
+fn producer(shared: &Shared, request: &Request, body: &[u8], route: Route<'_>) -> tasks::Produced {
     match route {
         Route::Tasks if request.method == Method::Post => tasks::create(shared, request, body),
-        Route::Tasks => tasks::list(shared),
+        Route::Tasks => (tasks::list(shared), None),
         Route::Task(id) => tasks::task(shared, request, body, id),
         Route::Complete(id) => tasks::complete(shared, request, body, id),
         Route::Fail(id) => tasks::fail(shared, request, body, id),
-        _ => no_route(),
+        _ => (no_route(), None),
     }
 }
 

@@ -32,7 +32,7 @@ pub enum ErrorKind {
     TooManyTasks,
     /// The server holds as many bytes of results as it may (`Config::max_result_bytes`).
     ResultSpaceExhausted,
-    /// The task store failed to record a change.
+    /// The task store could not make a change durable (a full disk, an I/O error).
     Storage,
 }
 
@@ -49,7 +49,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::TooManyTasks => "too_many_tasks",
             ErrorKind::ResultSpaceExhausted => "result_space_exhausted",
-            ErrorKind::Storage => "storage_error",
+            ErrorKind::Storage => "storage_unavailable",
         }
     }
 

@@ -66,7 +66,7 @@ mod tracker;
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use server::Server;
-pub use store::{Loaded, MemoryStore, TaskStore};
+pub use store::{Commits, FileStore, Fsync, Loaded, MemoryStore, Snapshot, StoredTask, TaskStore};
 pub use task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate};
 pub use tracker::{ProgressTracker, TaskCounts};
 

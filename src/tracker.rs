@@ -28,8 +28,11 @@
 //! again with the same id in between cannot be reached with the old task's token. A list of
 //! tasks is looked up under one take, whatever its length.
 
+mod commit;
 mod feed;
 pub(crate) mod probe;
+
+pub(crate) use commit::Ticket;
 
 pub(crate) use feed::FeedStart;
 
@@ -47,7 +50,7 @@ use crate::log::debug;
 use crate::random::TOKEN_LEN;
 use crate::sse::encoder::Frame;
 use crate::sse::topic::{Topic, Wakes};
-use crate::store::{Loaded, MemoryStore, TaskStore};
+use crate::store::{Loaded, MemoryStore, StoredTask, TaskStore};
 use crate::task::{JsonText, NewTask, Task, TaskStatus, TaskUpdate, sanitize_error, validate_result, validate_task_id};
 
 /// Most tasks `list_tasks` returns.
@@ -73,6 +76,8 @@ pub struct ProgressTracker {
 struct Inner {
     config: Config,
     store: Box<dyn TaskStore>,
+    /// The store makes changes durable later: they wait in `State::pending` (`commit.rs`).
+    deferred: bool,
     state: Mutex<State>,
     /// The newest change sequence number whose frames are in their topics (stored with Release
     /// after the publish, under the lock, so it only grows).
@@ -99,6 +104,11 @@ struct State {
     changed: BTreeMap<u64, Arc<Frame>>,
     /// Recent removals, for the stream of all tasks.
     removals: feed::Removals,
+    /// With a store that commits later: changes accepted, not yet durable, in change order.
+    pending: VecDeque<commit::Pending>,
+    /// With a store that commits later: the newest accepted state of each task with a pending
+    /// change.
+    accepted: HashMap<String, commit::Accepted>,
 }
 
 impl State {
@@ -212,21 +222,33 @@ impl ProgressTracker {
     }
 
     /// A tracker backed by `store`, starting from the tasks it loads.
+    ///
+    /// With a store that commits later (`FileStore`), every change call waits until its change
+    /// is durable: the library calls (`create_task`, `update_task`...) block their thread for
+    /// about one `fdatasync`, so call them from a thread that may block, not from an async task.
+    /// Finished tasks loaded past their retention are removed at once.
     pub fn with_store(config: Config, store: Box<dyn TaskStore>) -> std::io::Result<ProgressTracker> {
         let Loaded { tasks, last_seq } = store.load()?;
         let mut state = State { seq: last_seq.max(clock_start()), ..State::default() };
-        for (task, seq) in tasks {
+        let now = now_ms();
+        for StoredTask { task, subscribe_token, seq } in tasks {
             let terminal = task.status.is_terminal();
+            state.seq = state.seq.max(seq);
+            if terminal && expires_at(task.updated_at, &config) <= now {
+                // Never shown: its removal goes out with the store's first batch.
+                state.seq += 1;
+                let _ = store.remove(&task.task_id, state.seq);
+                continue;
+            }
             let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
             if terminal {
                 state.expiry.push_back((expires_at(task.updated_at, &config), task.task_id.clone()));
             }
             state.hold(&task);
-            state.seq = state.seq.max(seq);
             state.changed(None, &frame);
-            // Tokens are not persisted: a restart issues none, so such tasks need none.
             let topic = Arc::new(Topic::new(Arc::clone(&frame)));
-            let entry = Entry { topic, task: Arc::new(task), subscribe_token: None, seq, frame };
+            let subscribe_token = subscribe_token.map(Arc::from);
+            let entry = Entry { topic, task: Arc::new(task), subscribe_token, seq, frame };
             state.tasks.insert(entry.task.task_id.clone(), entry);
         }
         if state.seq >= SEQ_LIMIT {
@@ -238,14 +260,20 @@ impl ProgressTracker {
                 ),
             ));
         }
-        let inner = Inner {
-            config,
-            store,
-            published: AtomicU64::new(state.seq),
-            feed: Arc::new(Topic::new(feed::start(state.seq))),
-            state: Mutex::new(state),
-        };
-        Ok(ProgressTracker { inner: Arc::new(inner) })
+        let inner = Arc::new_cyclic(|weak| {
+            // The store's thread reports nothing before it has been given a change, and none can
+            // be given before this returns.
+            let deferred = store.start(Box::new(commit::Committer(weak.clone())));
+            Inner {
+                config,
+                store,
+                deferred,
+                published: AtomicU64::new(state.seq),
+                feed: Arc::new(Topic::new(feed::start(state.seq))),
+                state: Mutex::new(state),
+            }
+        });
+        Ok(ProgressTracker { inner })
     }
 
     /// The settings this tracker (and a server of it) runs with.
@@ -267,6 +295,12 @@ impl ProgressTracker {
 
     /// Creates a task from a producer's request; makes an unguessable id when none is given.
     pub fn create(&self, new: NewTask) -> Result<Arc<Task>> {
+        settle(self.create_with_token(new)).map(|(task, _)| task)
+    }
+
+    /// Creates a task; gives it with its subscribe token, and the ticket to wait on when the
+    /// store commits later.
+    pub(crate) fn create_with_token(&self, new: NewTask) -> Result<Held<Created>> {
         let task_id = match new.task_id {
             Some(id) => {
                 validate_task_id(&id)?;
@@ -278,6 +312,9 @@ impl ProgressTracker {
         crate::task::validate_len("message", &new.message, crate::task::MAX_MESSAGE)?;
         let mut state = self.lock();
         self.expire(&mut state, now_ms());
+        if self.inner.deferred {
+            return self.create_deferred(&mut state, task_id, new.stage, new.message);
+        }
         if state.tasks.contains_key(&task_id) {
             return Err(Error::new(ErrorKind::TaskExists, "A task with this id exists already."));
         }
@@ -292,23 +329,59 @@ impl ProgressTracker {
             return Err(result_space_exhausted());
         }
         let task = Arc::new(Task::new(task_id, new.stage, new.message, now_ms()));
+        let subscribe_token: Option<Arc<str>> =
+            self.inner.config.require_subscribe_token.then(|| crate::random::token().into());
         let seq = state.seq + 1;
-        self.save(&task, seq)?;
+        self.save(&task, subscribe_token.as_deref(), seq)?;
         state.seq = seq;
         let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), false));
         let topic = Arc::new(Topic::new(Arc::clone(&frame)));
         self.announce(seq, None, Arc::clone(&frame));
-        let subscribe_token = self.inner.config.require_subscribe_token.then(|| crate::random::token().into());
         debug!(Ns::Tracker, "create {} (change {seq})", task.task_id);
         state.hold(&task);
         state.changed(None, &frame);
-        let entry = Entry { task: Arc::clone(&task), topic, subscribe_token, seq, frame };
+        let entry = Entry { task: Arc::clone(&task), topic, subscribe_token: subscribe_token.clone(), seq, frame };
         state.tasks.insert(task.task_id.clone(), entry);
-        Ok(task)
+        Ok(((task, subscribe_token), None))
+    }
+
+    /// `create` with a store that commits later: checked against the accepted states.
+    fn create_deferred(
+        &self,
+        state: &mut State,
+        task_id: String,
+        stage: String,
+        message: String,
+    ) -> Result<Held<Created>> {
+        if Self::accepted_task(state, &task_id).is_some() {
+            return Err(Error::new(ErrorKind::TaskExists, "A task with this id exists already."));
+        }
+        if state.tasks.len() >= self.inner.config.max_tasks {
+            return Err(Error::new(
+                ErrorKind::TooManyTasks,
+                "The server holds as many tasks as it may; try again later.",
+            ));
+        }
+        if state.result_bytes >= self.inner.config.max_result_bytes {
+            return Err(result_space_exhausted());
+        }
+        let task = Arc::new(Task::new(task_id, stage, message, now_ms()));
+        let token: Option<Arc<str>> = self.inner.config.require_subscribe_token.then(|| crate::random::token().into());
+        let seq = state.seq + 1;
+        self.save(&task, token.as_deref(), seq)?;
+        state.seq = seq;
+        debug!(Ns::Tracker, "create {} (change {seq}, pending)", task.task_id);
+        let ticket = self.accept(state, seq, commit::Change::Put { task: Arc::clone(&task), token: token.clone() });
+        Ok(((task, token), Some(ticket)))
     }
 
     /// Applies a progress update to a pending or running task.
     pub fn update_task(&self, task_id: &str, update: TaskUpdate) -> Result<Arc<Task>> {
+        settle(self.update_held(task_id, update))
+    }
+
+    /// `update_task`, with the ticket to wait on when the store commits later.
+    pub(crate) fn update_held(&self, task_id: &str, update: TaskUpdate) -> Result<Held<Arc<Task>>> {
         update.validate()?;
         self.change(task_id, |task, now| task.apply(&update, now))
     }
@@ -320,23 +393,36 @@ impl ProgressTracker {
 
     /// Completes a task with a result already held as JSON text (as a producer sent it).
     pub fn complete_task_raw(&self, task_id: &str, result: JsonText) -> Result<Arc<Task>> {
+        settle(self.complete_held(task_id, result))
+    }
+
+    /// `complete_task_raw`, with the ticket to wait on when the store commits later.
+    pub(crate) fn complete_held(&self, task_id: &str, result: JsonText) -> Result<Held<Arc<Task>>> {
         validate_result(&result)?;
         self.change(task_id, |task, now| task.complete(result, now))
     }
 
     /// Fails a task with an error text (sanitized): terminal, progress kept.
     pub fn fail_task(&self, task_id: &str, error: &str) -> Result<Arc<Task>> {
+        settle(self.fail_held(task_id, error))
+    }
+
+    /// `fail_task`, with the ticket to wait on when the store commits later.
+    pub(crate) fn fail_held(&self, task_id: &str, error: &str) -> Result<Held<Arc<Task>>> {
         let error = sanitize_error(error);
         self.change(task_id, |task, now| task.fail(error, now))
     }
 
     /// Applies one change: checks, mutates, bumps the event id, stores, publishes.
-    fn change(&self, task_id: &str, apply: impl FnOnce(&mut Task, u64)) -> Result<Arc<Task>> {
+    fn change(&self, task_id: &str, apply: impl FnOnce(&mut Task, u64)) -> Result<Held<Arc<Task>>> {
         validate_task_id(task_id)?;
         let now = now_ms();
         let mut guard = self.lock();
         self.expire(&mut guard, now);
         let state = &mut *guard;
+        if self.inner.deferred {
+            return self.change_deferred(state, task_id, now, apply);
+        }
         let entry = state.tasks.get_mut(task_id).ok_or_else(Error::task_not_found)?;
         if entry.task.status.is_terminal() {
             return Err(Error::new(ErrorKind::TaskFinished, "The task has finished; it takes no more changes."));
@@ -350,7 +436,7 @@ impl ProgressTracker {
         }
         task.event_id += 1;
         let seq = state.seq + 1;
-        self.save(&task, seq)?;
+        self.save(&task, entry.subscribe_token.as_deref(), seq)?;
         state.seq = seq;
         let terminal = task.status.is_terminal();
         let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
@@ -374,7 +460,35 @@ impl ProgressTracker {
             task.status.as_str(),
             task.progress
         );
-        Ok(task)
+        Ok((task, None))
+    }
+
+    /// `change` with a store that commits later: applied to the task's newest accepted state.
+    fn change_deferred(
+        &self,
+        state: &mut State,
+        task_id: &str,
+        now: u64,
+        apply: impl FnOnce(&mut Task, u64),
+    ) -> Result<Held<Arc<Task>>> {
+        let (current, token) = Self::accepted_task(state, task_id).ok_or_else(Error::task_not_found)?;
+        if current.status.is_terminal() {
+            return Err(Error::new(ErrorKind::TaskFinished, "The task has finished; it takes no more changes."));
+        }
+        let mut task = Task::clone(&current);
+        apply(&mut task, now);
+        let added = result_len(&task);
+        if added > 0 && state.result_bytes.saturating_add(added) > self.inner.config.max_result_bytes {
+            return Err(result_space_exhausted());
+        }
+        task.event_id += 1;
+        let seq = state.seq + 1;
+        self.save(&task, token.as_deref(), seq)?;
+        state.seq = seq;
+        let task = Arc::new(task);
+        debug!(Ns::Tracker, "{task_id} event {} (change {seq}, pending)", task.event_id);
+        let ticket = self.accept(state, seq, commit::Change::Put { task: Arc::clone(&task), token });
+        Ok((task, Some(ticket)))
     }
 
     /// The current state of a task.
@@ -418,8 +532,21 @@ impl ProgressTracker {
 
     /// Removes a task; its open streams get `event: error` `task_deleted` and end.
     pub fn delete_task(&self, task_id: &str) -> Result<()> {
+        settle(self.delete_held(task_id))
+    }
+
+    /// `delete_task`, with the ticket to wait on when the store commits later.
+    pub(crate) fn delete_held(&self, task_id: &str) -> Result<Held<()>> {
         validate_task_id(task_id)?;
         let mut state = self.lock();
+        if self.inner.deferred {
+            Self::accepted_task(&state, task_id).ok_or_else(Error::task_not_found)?;
+            let seq = state.seq + 1;
+            self.inner.store.remove(task_id, seq).map_err(storage_error)?;
+            state.seq = seq;
+            let change = commit::Change::Remove { task_id: task_id.to_owned(), expired: false };
+            return Ok(((), Some(self.accept(&mut state, seq, change))));
+        }
         let entry = state.tasks.remove(task_id).ok_or_else(Error::task_not_found)?;
         let seq = state.seq + 1;
         if let Err(e) = self.inner.store.remove(task_id, seq) {
@@ -432,7 +559,7 @@ impl ProgressTracker {
         self.removed(&mut state, seq, task_id, Some(wakes));
         state.release(&entry.task);
         debug!(Ns::Tracker, "delete {task_id} (change {seq})");
-        Ok(())
+        Ok(((), None))
     }
 
     /// Whether a task with this id is held.
@@ -488,6 +615,21 @@ impl ProgressTracker {
                 break;
             }
             let (_, id) = state.expiry.pop_front().expect("front checked");
+            if self.inner.deferred {
+                // Removed once durable, like any change; a task whose deletion is pending is
+                // left to it.
+                let due = state.accepted.get(&id).is_none_or(|a| a.now.is_some())
+                    && state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal());
+                if due && self.inner.store.remove(&id, state.seq + 1).is_ok() {
+                    state.seq += 1;
+                    let seq = state.seq;
+                    let change = commit::Change::Remove { task_id: id, expired: true };
+                    let ticket = self.accept(state, seq, change);
+                    drop(ticket);
+                    removed += 1;
+                }
+                continue;
+            }
             // A task deleted (and perhaps created anew) since it finished is not ours to remove.
             if state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal()) {
                 let entry = state.tasks.remove(&id).expect("the entry was just seen");
@@ -504,8 +646,8 @@ impl ProgressTracker {
         removed
     }
 
-    fn save(&self, task: &Task, seq: u64) -> Result<()> {
-        self.inner.store.save(task, seq).map_err(storage_error)
+    fn save(&self, task: &Task, subscribe_token: Option<&str>, seq: u64) -> Result<()> {
+        self.inner.store.save(task, subscribe_token, seq).map_err(storage_error)
     }
 
     /// Publishes change `seq` to the feed, after its task's topic (whose viewers to wake are
@@ -598,7 +740,28 @@ fn result_space_exhausted() -> Error {
 #[cold]
 fn storage_error(e: std::io::Error) -> Error {
     debug!(Ns::Tracker, "store failed: {e}");
-    Error::new(ErrorKind::Storage, "The change could not be recorded; try again.")
+    storage_unavailable()
+}
+
+/// A change the store could not make durable.
+#[cold]
+pub(crate) fn storage_unavailable() -> Error {
+    Error::new(ErrorKind::Storage, "The change could not be made durable; try again.")
+}
+
+/// A task just made, with its subscribe token.
+pub(crate) type Created = (Arc<Task>, Option<Arc<str>>);
+
+/// A change's answer, with the ticket to wait on before giving it when the store commits later.
+pub(crate) type Held<T> = (T, Option<Arc<Ticket>>);
+
+/// Waits (blocking) for a held change: its answer once durable, `storage_unavailable` if not.
+fn settle<T>(held: Result<Held<T>>) -> Result<T> {
+    let (value, ticket) = held?;
+    match ticket {
+        Some(ticket) if !ticket.wait() => Err(storage_unavailable()),
+        _ => Ok(value),
+    }
 }
 
 #[cfg(test)]
@@ -697,7 +860,7 @@ mod tests {
     struct Holding(Loaded);
 
     impl TaskStore for Holding {
-        fn save(&self, _: &Task, _: u64) -> std::io::Result<()> {
+        fn save(&self, _: &Task, _: Option<&str>, _: u64) -> std::io::Result<()> {
             Ok(())
         }
         fn remove(&self, _: &str, _: u64) -> std::io::Result<()> {
@@ -725,12 +888,16 @@ mod tests {
         let tracker = ProgressTracker::with_store(Config::default(), Box::new(Holding(ahead))).unwrap();
         assert_eq!(tracker.published_seq(), start + 1_000_000_000);
         let task = Task::new("b".into(), String::new(), String::new(), now_ms());
-        let loaded = Loaded { tasks: vec![(task, start + 7)], last_seq: 0 };
+        let loaded = Loaded { tasks: vec![StoredTask { task, subscribe_token: None, seq: start + 7 }], last_seq: 0 };
         let tracker = ProgressTracker::with_store(Config::default(), Box::new(Holding(loaded))).unwrap();
         assert!(tracker.published_seq() >= start + 7);
 
         for (tasks, last_seq) in [(Vec::new(), SEQ_LIMIT), (vec![("c", SEQ_LIMIT + 1)], 5)] {
-            let tasks = tasks.into_iter().map(|(id, seq)| (Task::new(id.into(), String::new(), String::new(), 0), seq));
+            let tasks = tasks.into_iter().map(|(id, seq)| StoredTask {
+                task: Task::new(id.into(), String::new(), String::new(), 0),
+                subscribe_token: None,
+                seq,
+            });
             let store = Holding(Loaded { tasks: tasks.collect(), last_seq });
             let error = ProgressTracker::with_store(Config::default(), Box::new(store)).unwrap_err();
             assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);

@@ -78,7 +78,30 @@ pub const SERVE_FLAGS: &[Flag] = &[
     .repeatable(),
     Flag::new("drain-secs", Some("N"), "on SIGTERM/SIGINT: tell streams shutting_down, exit within N s [default: 10]")
         .or_env("SSE_PROGRESS_DRAIN_SECS"),
+    Flag::new("data-dir", Some("DIR"), "keep tasks in a journal in DIR: they survive a restart and kill -9")
+        .or_env("SSE_PROGRESS_DATA_DIR"),
+    Flag::new(
+        "fsync",
+        Some("WHEN"),
+        "with --data-dir: `always` (a 2xx means on disk) or `interval` (flushed every 100 ms) [default: always]",
+    )
+    .or_env("SSE_PROGRESS_FSYNC"),
 ];
+
+/// Where tasks are kept: `--data-dir` with its `--fsync`, or memory.
+fn store(flags: &Flags) -> Result<Option<(String, sse_progress::Fsync)>, String> {
+    let fsync = match flags.get("fsync").map(String::as_str) {
+        None | Some("always") => sse_progress::Fsync::Always,
+        Some("interval") => sse_progress::Fsync::Interval,
+        Some(other) => return Err(format!("--fsync must be `always` or `interval`, not {other:?}")),
+    };
+    match flags.get("data-dir") {
+        Some(dir) if dir.is_empty() => Err("--data-dir needs a directory".into()),
+        Some(dir) => Ok(Some((dir.clone(), fsync))),
+        None if flags.contains_key("fsync") => Err("--fsync needs --data-dir".into()),
+        None => Ok(None),
+    }
+}
 
 /// The whole number given for `--name`, if given: at most `max`, which the message names as
 /// `bound`.
@@ -217,7 +240,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("unexpected argument {extra:?}"));
     }
     let (addr, config) = serve_settings(&flags)?;
-    let tracker = sse_progress::ProgressTracker::new(config);
+    let tracker = match store(&flags)? {
+        None => sse_progress::ProgressTracker::new(config),
+        Some((dir, fsync)) => {
+            let store = sse_progress::FileStore::open_with(&dir, fsync).map_err(|e| e.to_string())?;
+            sse_progress::ProgressTracker::with_store(config, Box::new(store))
+                .map_err(|e| format!("data directory {dir}: {e}"))?
+        }
+    };
     smol::block_on(async {
         let server =
             sse_progress::Server::bind(addr, tracker).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;

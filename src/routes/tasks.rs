@@ -5,6 +5,10 @@
 //! preflight, so no website a user visits can write tasks (415 otherwise). Bodies are read field
 //! by field in `task.rs` without building a JSON tree, and tasks are answered from the tracker's
 //! shared `Arc`s, serialized after its lock is released.
+//!
+//! A change's answer comes with the ticket of its change when the store commits later (the
+//! journal): the request loop awaits the ticket before it writes the answer, and answers
+//! `storage_unavailable` instead if the change could not be made durable (`dispatch.rs`).
 
 use std::sync::Arc;
 
@@ -14,6 +18,18 @@ use crate::http::request::{Method, Request};
 use crate::http::response::Response;
 use crate::state::Shared;
 use crate::task::{Body, NewTask, Task, TaskUpdate, parse_complete, parse_fail};
+use crate::tracker::{Held, Ticket};
+
+/// An answer, and the ticket of its change to wait on first, if there is one.
+pub type Produced = (Response, Option<Arc<Ticket>>);
+
+/// The answer of a held change, or of its error.
+fn produced<T>(held: Result<Held<T>, Error>, answer: impl FnOnce(T) -> Response) -> Produced {
+    match held {
+        Ok((value, ticket)) => (answer(value), ticket),
+        Err(e) => (Response::from(&e), None),
+    }
+}
 
 /// Checks the media type and reads the body (an empty body is `{}`).
 pub fn parse_body<'a>(request: &Request, body: &'a [u8]) -> Result<Body<'a>, Error> {
@@ -30,19 +46,17 @@ fn is_json(content_type: Option<&str>) -> bool {
 }
 
 /// `POST /api/brand-monitor/tasks`
-pub fn create(shared: &Shared, request: &Request, body: &[u8]) -> Response {
-    let made =
-        parse_body(request, body).and_then(|body| NewTask::from_body(&body)).and_then(|new| shared.tracker.create(new));
-    match made {
-        Ok(task) => {
-            let extra = match shared.tracker.subscribe_token(&task.task_id) {
-                Some(token) => format!(",\"subscribeToken\":{}", serde_json::to_string(&token).expect("a string")),
-                None => String::new(),
-            };
-            Response::json_pieces(201, TaskBody::one(task, extra))
-        }
-        Err(e) => Response::from(&e),
-    }
+pub fn create(shared: &Shared, request: &Request, body: &[u8]) -> Produced {
+    let made = parse_body(request, body)
+        .and_then(|body| NewTask::from_body(&body))
+        .and_then(|new| shared.tracker.create_with_token(new));
+    produced(made, |(task, token)| {
+        let extra = match token {
+            Some(token) => format!(",\"subscribeToken\":{}", serde_json::to_string(&*token).expect("a string")),
+            None => String::new(),
+        };
+        Response::json_pieces(201, TaskBody::one(task, extra))
+    })
 }
 
 /// `GET /api/brand-monitor/tasks`: `{"tasks":[...]}`, written in pieces from the shared tasks
@@ -57,35 +71,34 @@ fn task_answer(status: u16, task: Arc<Task>) -> Response {
 }
 
 /// `GET`, `PATCH`, `DELETE /api/brand-monitor/tasks/{id}`
-pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
+pub fn task(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Produced {
     let tracker = &shared.tracker;
     let answer = match request.method {
         Method::Patch => parse_body(request, body)
             .and_then(|body| TaskUpdate::from_body(&body))
-            .and_then(|u| tracker.update_task(task_id, u)),
-        Method::Delete => {
-            return tracker.delete_task(task_id).map_or_else(|e| Response::from(&e), |()| Response::empty(204));
-        }
+            .and_then(|u| tracker.update_held(task_id, u)),
+        Method::Delete => return produced(tracker.delete_held(task_id), |()| Response::empty(204)),
         _ => crate::task::validate_task_id(task_id)
-            .and_then(|()| tracker.get_task(task_id).ok_or_else(Error::task_not_found)),
+            .and_then(|()| tracker.get_task(task_id).ok_or_else(Error::task_not_found))
+            .map(|task| (task, None)),
     };
-    answer.map_or_else(|e| Response::from(&e), |task| task_answer(200, task))
+    produced(answer, |task| task_answer(200, task))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/complete`
-pub fn complete(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
+pub fn complete(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Produced {
     let done = parse_body(request, body)
         .and_then(|body| parse_complete(&body))
-        .and_then(|result| shared.tracker.complete_task_raw(task_id, result));
-    done.map_or_else(|e| Response::from(&e), |task| task_answer(200, task))
+        .and_then(|result| shared.tracker.complete_held(task_id, result));
+    produced(done, |task| task_answer(200, task))
 }
 
 /// `POST /api/brand-monitor/tasks/{id}/fail`
-pub fn fail(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Response {
+pub fn fail(shared: &Shared, request: &Request, body: &[u8], task_id: &str) -> Produced {
     let done = parse_body(request, body)
         .and_then(|body| parse_fail(&body))
-        .and_then(|e| shared.tracker.fail_task(task_id, &e));
-    done.map_or_else(|e| Response::from(&e), |task| task_answer(200, task))
+        .and_then(|e| shared.tracker.fail_held(task_id, &e));
+    produced(done, |task| task_answer(200, task))
 }
 
 #[cfg(test)]

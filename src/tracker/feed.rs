@@ -80,7 +80,7 @@ impl ProgressTracker {
             // Two pointers and a number per task: the selection and the sort wait for the release.
             let tasks: Vec<(Arc<Task>, u64, Arc<Frame>)> =
                 state.tasks.values().map(|e| (Arc::clone(&e.task), e.seq, Arc::clone(&e.frame))).collect();
-            (viewer, state.seq, tasks)
+            (viewer, self.published_seq(), tasks)
         };
         keep_newest(&mut tasks, |(task, ..)| task);
         let task_ids = tasks.iter().map(|(task, ..)| task.task_id.clone()).collect();

@@ -28,9 +28,15 @@ impl Binary {
     /// has said where it listens and answered health there. The health answer matters: the
     /// binary installs its signal handlers after it prints the address, before it serves.
     pub fn serve(args: &[&str]) -> Binary {
+        Self::serve_with_env(args, &[])
+    }
+
+    /// [`Binary::serve`] with extra environment variables for the child.
+    pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Binary {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--threads", "2"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
