@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         if let Some(r) = route(request.path()) {
             let id = match r {
                 Route::Progress(id) | Route::Task(id) | Route::Complete(id) | Route::Fail(id) => id,
-                Route::Index | Route::Health | Route::Metrics | Route::Tasks => "",
+                Route::Index | Route::ProgressMany | Route::ClientJs | Route::Health | Route::Metrics | Route::Tasks => "",
             };
             assert!(!id.contains('/') && request.path().contains(id));
             assert!(!r.allow().is_empty());
