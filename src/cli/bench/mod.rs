@@ -390,6 +390,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         latency_p99_us: percentile(&latencies, 0.99),
         latency_max_us: latencies.last().copied().unwrap_or(0),
         publish_p50_us: percentile(&round_trips, 0.5),
+        publish_p99_us: percentile(&round_trips, 0.99),
         publish_max_us: round_trips.last().copied().unwrap_or(0),
         publish_rate_per_sec: plan.updates as f64 / publish_seconds.max(1e-9),
         cpu_per_event_us: per(cpu_before, cpu_after, delivered),

@@ -32,6 +32,8 @@ pub struct Report {
     /// Publish round trip, µs.
     pub publish_p50_us: u64,
     /// Publish round trip, µs.
+    pub publish_p99_us: u64,
+    /// Publish round trip, µs.
     pub publish_max_us: u64,
     /// Updates published per second over the publish phase.
     pub publish_rate_per_sec: f64,
@@ -81,8 +83,9 @@ pub fn print_table(r: &Report) {
         r.latency_max_us as f64 / 1000.0
     );
     println!(
-        "publish round trip       p50 {:.2} ms, max {:.2} ms ({:.0} updates/s)",
+        "publish round trip       p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} updates/s)",
         r.publish_p50_us as f64 / 1000.0,
+        r.publish_p99_us as f64 / 1000.0,
         r.publish_max_us as f64 / 1000.0,
         r.publish_rate_per_sec
     );
