@@ -112,27 +112,34 @@ impl Ticket {
 
 /// What the store's thread holds of the tracker: a weak reference, so a tracker dropped ends
 /// its store (and the store's thread) rather than being kept alive by it.
+///
+/// Tickets are settled only after the reference upgraded for the work is dropped again: a
+/// caller that drops the tracker once answered then drops the last reference itself, so the
+/// store closes on the caller's thread and its `Drop` can wait for the file and lock to close.
 pub(super) struct Committer(pub Weak<Inner>);
 
 impl Commits for Committer {
     fn durable(&self, seq: u64) {
-        if let Some(inner) = self.0.upgrade() {
-            ProgressTracker { inner }.publish_durable(seq);
-        }
+        let tickets = match self.0.upgrade() {
+            Some(inner) => ProgressTracker { inner }.publish_durable(seq),
+            None => return,
+        };
+        tickets.iter().for_each(|t| t.settle(true));
     }
 
     fn failed(&self) {
-        if let Some(inner) = self.0.upgrade() {
-            ProgressTracker { inner }.roll_back();
-        }
+        let tickets = match self.0.upgrade() {
+            Some(inner) => ProgressTracker { inner }.roll_back(),
+            None => return,
+        };
+        tickets.iter().for_each(|t| t.settle(false));
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let Some(inner) = self.0.upgrade() else { return Snapshot::default() };
-        let tracker = ProgressTracker { inner };
+    fn snapshot(&self) -> Option<Snapshot> {
+        let tracker = ProgressTracker { inner: self.0.upgrade()? };
         let state = tracker.lock();
         let tasks = state.tasks.values().map(|e| (Arc::clone(&e.task), e.subscribe_token.clone(), e.seq)).collect();
-        Snapshot { tasks, last_seq: tracker.published_seq() }
+        Some(Snapshot { tasks, last_seq: tracker.published_seq() })
     }
 }
 
@@ -158,8 +165,9 @@ impl ProgressTracker {
         }
     }
 
-    /// Applies and publishes every pending change up to `through`, then settles their tickets.
-    fn publish_durable(&self, through: u64) {
+    /// Applies and publishes every pending change up to `through`; gives their tickets, to be
+    /// settled by the caller once it has let go of the tracker.
+    fn publish_durable(&self, through: u64) -> Vec<Arc<Ticket>> {
         let mut tickets = Vec::new();
         {
             let mut guard = self.lock();
@@ -180,11 +188,12 @@ impl ProgressTracker {
                 tickets.extend(ticket);
             }
         }
-        tickets.iter().for_each(|t| t.settle(true));
+        tickets
     }
 
-    /// Drops every pending change; their numbers are issued again (see the module docs).
-    fn roll_back(&self) {
+    /// Drops every pending change; their numbers are issued again (see the module docs). Gives
+    /// their tickets, to be settled as refused by the caller once it has let go of the tracker.
+    fn roll_back(&self) -> Vec<Arc<Ticket>> {
         let pending: VecDeque<Pending> = {
             let mut state = self.lock();
             state.accepted.clear();
@@ -198,7 +207,7 @@ impl ProgressTracker {
             }
             pending
         };
-        pending.iter().filter_map(|p| p.ticket.as_ref()).for_each(|t| t.settle(false));
+        pending.into_iter().filter_map(|p| p.ticket).collect()
     }
 
     /// Applies a durable new state of a task, as the memory store's changes are applied at once.
