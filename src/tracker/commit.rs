@@ -17,7 +17,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::task::{Poll, Waker};
 
-use super::{Inner, ProgressTracker, State, expires_at};
+use super::{Inner, ProgressTracker, State, expires_at, result_len};
 use crate::sse::encoder::Frame;
 use crate::sse::topic::Topic;
 use crate::store::{Commits, Snapshot};
@@ -147,7 +147,10 @@ impl ProgressTracker {
     /// Holds change `seq` back until it is durable (see the module docs); the caller's ticket.
     pub(super) fn accept(&self, state: &mut State, seq: u64, change: Change) -> Arc<Ticket> {
         let (task_id, now) = match &change {
-            Change::Put { task, token } => (task.task_id.clone(), Some((Arc::clone(task), token.clone()))),
+            Change::Put { task, token } => {
+                state.reserved_bytes += result_len(task);
+                (task.task_id.clone(), Some((Arc::clone(task), token.clone())))
+            }
             Change::Remove { task_id, .. } => (task_id.clone(), None),
         };
         state.accepted.insert(task_id, Accepted { seq, now });
@@ -182,7 +185,14 @@ impl ProgressTracker {
                     state.accepted.remove(task_id);
                 }
                 match change {
-                    Change::Put { task, token } => self.publish_put(state, seq, task, token),
+                    Change::Put { task, token } => {
+                        state.reserved_bytes -= result_len(&task);
+                        if !state.tasks.contains_key(&task.task_id) {
+                            // Only a create publishes a task not held.
+                            state.reserved_tasks -= 1;
+                        }
+                        self.publish_put(state, seq, task, token)
+                    }
                     Change::Remove { task_id, expired } => self.publish_remove(state, seq, &task_id, expired),
                 }
                 tickets.extend(ticket);
@@ -197,12 +207,17 @@ impl ProgressTracker {
         let pending: VecDeque<Pending> = {
             let mut state = self.lock();
             state.accepted.clear();
+            state.reserved_bytes = 0;
+            state.reserved_tasks = 0;
             state.seq = self.published_seq();
             let pending = std::mem::take(&mut state.pending);
-            // An expiry rolled back is due again at once.
+            // An expiry rolled back is due again at once (its task is as it was, published).
             for p in &pending {
-                if let Change::Remove { task_id, expired: true } = &p.change {
-                    state.expiry.push_front((0, task_id.clone()));
+                if let Change::Remove { task_id, expired: true } = &p.change
+                    && let Some(entry) = state.tasks.get(task_id)
+                {
+                    let finished = entry.seq;
+                    state.expiry.push_front((0, task_id.clone(), finished));
                 }
             }
             pending
@@ -225,7 +240,7 @@ impl ProgressTracker {
             state.hold(&task);
             if terminal {
                 let at = expires_at(task.updated_at, &self.inner.config);
-                state.expiry.push_back((at, task.task_id.clone()));
+                state.expiry.push_back((at, task.task_id.clone(), seq));
             }
         } else {
             let topic = Arc::new(Topic::new(Arc::clone(&frame)));
