@@ -155,6 +155,11 @@ impl FileStore {
             .write(true)
             .open(dir.join(JOURNAL))
             .map_err(|e| failed("cannot open the journal", e))?;
+        // The directory (perhaps just made) and the files just made in it survive a power loss.
+        // The parent is synced at best: a server may have no right to read it.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let _ = File::open(parent).and_then(|d| d.sync_all());
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| failed("cannot fsync the directory", e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| failed("cannot read the journal", e))?;
         let replay = journal::replay(&bytes);
@@ -188,7 +193,7 @@ impl FileStore {
             unsynced_since: None,
             crash_at: std::env::var("SSE_PROGRESS_CRASH_AT").ok(),
             #[cfg(test)]
-            faults: Faults::default(),
+            faults: OPEN_FAULTS.take(),
             _lock: lock,
         };
         let mut stored: Vec<StoredTask> =
@@ -199,8 +204,16 @@ impl FileStore {
         writer.compact_at = writer.floor.max(2 * writer.live);
         // A journal with damage in its middle is rewritten at once, so the damage is reported
         // once; a merely large one waits for the writer's first batch, so a start stays a read.
-        if !skipped.is_empty() {
-            writer.replace(&snapshot).map_err(|e| failed("cannot compact the journal", e))?;
+        // A rewrite that fails (a full disk) does not stop the start: the journal as it is holds
+        // every good record, and the writer's first batch compacts it.
+        if !skipped.is_empty()
+            && let Err(e) = writer.replace(&snapshot)
+        {
+            let _ = fs::remove_file(writer.dir.join(NEXT));
+            writer.compact_at = 0;
+            eprintln!(
+                "sse-progress: data directory {shown}: cannot rewrite the damaged journal now, it is compacted at the next change: {e}"
+            );
         }
         let shared = Shared {
             batch: Mutex::new(Batch::default()),
@@ -243,6 +256,14 @@ struct Faults {
     dir_sync_fails: u32,
     /// The writer thread panics at its next write.
     panic_at_write: bool,
+    /// The next so many snapshots fail to be written (a full disk).
+    replace_fails: u32,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Faults for the next store this thread opens.
+    static OPEN_FAULTS: std::cell::Cell<Faults> = std::cell::Cell::default();
 }
 
 #[cfg(test)]
@@ -466,6 +487,11 @@ impl Writer {
     /// unlinked); a directory `fsync` that fails then is owed, and retried before the next write,
     /// which fails while it does, so no change is answered before the rename is durable.
     fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faults.replace_fails > 0 {
+            self.faults.replace_fails -= 1;
+            return Err(io::Error::other("a test failed the snapshot's write"));
+        }
         let next = self.dir.join(NEXT);
         // A stale one is removed, and the new one made afresh: `create_new` follows no link.
         match fs::remove_file(&next) {
@@ -621,6 +647,39 @@ mod tests {
         drop(tracker);
         let _ = fs::remove_dir_all(&dir);
         assert_eq!(answers, Ok((false, false)), "both changes are refused");
+    }
+
+    #[test]
+    fn a_damaged_journal_that_cannot_be_rewritten_still_opens() {
+        // Shows a journal with a damaged record in its middle opens although its rewrite fails
+        // (a full disk): every other task is loaded, and the next change compacts it.
+        let dir = test_dir("damaged");
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(FileStore::open(&dir).unwrap())).unwrap();
+        for i in 0..100 {
+            tracker.create_task(&format!("t{i}"), "").unwrap();
+        }
+        drop(tracker);
+        let mut bytes = fs::read(dir.join(JOURNAL)).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(dir.join(JOURNAL), &bytes).unwrap();
+        OPEN_FAULTS.set(Faults { replace_fails: 1, ..Faults::default() });
+        let opened = FileStore::open(&dir);
+        let loaded: Result<usize, String> = match &opened {
+            Ok(store) => Ok(store.shared.loaded.lock().unwrap().as_ref().unwrap().tasks.len()),
+            Err(e) => Err(e.to_string()),
+        };
+        let tracker = opened.map(|store| ProgressTracker::with_store(Config::default(), Box::new(store)).unwrap());
+        if let Ok(tracker) = &tracker {
+            tracker.create_task("new", "").unwrap();
+        }
+        drop(tracker);
+        let reopened = fs::read(dir.join(JOURNAL)).map(|b| journal::replay(&b));
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(loaded, Ok(99), "opens with every undamaged task");
+        let reopened = reopened.unwrap();
+        assert!(reopened.skipped.is_empty(), "compacted at the next change");
+        assert_eq!(reopened.tasks.len(), 100);
     }
 
     #[test]
