@@ -89,9 +89,11 @@ struct Inner {
 #[derive(Debug, Default)]
 struct State {
     tasks: HashMap<String, Entry>,
-    /// Finished tasks in the order they finished, with the time they may be removed.
-    /// Retention is one fixed duration, so finish order is expiry order.
-    expiry: VecDeque<(u64, String)>,
+    /// Finished tasks in the order they finished, with the time they may be removed and the
+    /// change number that finished them (a task deleted and made anew under the same id has
+    /// another, so an old entry never removes it). Retention is one fixed duration, so finish
+    /// order is expiry order.
+    expiry: VecDeque<(u64, String, u64)>,
     /// The held tasks by status, kept with every change so health never walks the map.
     counts: TaskCounts,
     /// Bytes of every held `result`, bounded by `Config::max_result_bytes`.
@@ -109,6 +111,12 @@ struct State {
     /// With a store that commits later: the newest accepted state of each task with a pending
     /// change.
     accepted: HashMap<String, commit::Accepted>,
+    /// With a store that commits later: bytes of the results of pending changes, and the number
+    /// of pending creates, counted with the held ones against `Config::max_result_bytes` and
+    /// `Config::max_tasks` (released when published or rolled back), so changes waiting in one
+    /// batch cannot pass the limits together.
+    reserved_bytes: usize,
+    reserved_tasks: usize,
 }
 
 impl State {
@@ -242,7 +250,7 @@ impl ProgressTracker {
             }
             let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
             if terminal {
-                state.expiry.push_back((expires_at(task.updated_at, &config), task.task_id.clone()));
+                state.expiry.push_back((expires_at(task.updated_at, &config), task.task_id.clone(), seq));
             }
             state.hold(&task);
             state.changed(None, &frame);
@@ -356,13 +364,13 @@ impl ProgressTracker {
         if Self::accepted_task(state, &task_id).is_some() {
             return Err(Error::new(ErrorKind::TaskExists, "A task with this id exists already."));
         }
-        if state.tasks.len() >= self.inner.config.max_tasks {
+        if state.tasks.len() + state.reserved_tasks >= self.inner.config.max_tasks {
             return Err(Error::new(
                 ErrorKind::TooManyTasks,
                 "The server holds as many tasks as it may; try again later.",
             ));
         }
-        if state.result_bytes >= self.inner.config.max_result_bytes {
+        if state.result_bytes + state.reserved_bytes >= self.inner.config.max_result_bytes {
             return Err(result_space_exhausted());
         }
         let task = Arc::new(Task::new(task_id, stage, message, now_ms()));
@@ -371,6 +379,7 @@ impl ProgressTracker {
         self.save(&task, token.as_deref(), seq)?;
         state.seq = seq;
         debug!(Ns::Tracker, "create {} (change {seq}, pending)", task.task_id);
+        state.reserved_tasks += 1;
         let ticket = self.accept(state, seq, commit::Change::Put { task: Arc::clone(&task), token: token.clone() });
         Ok(((task, token), Some(ticket)))
     }
@@ -451,7 +460,7 @@ impl ProgressTracker {
         state.hold(&task);
         if terminal {
             let at = expires_at(now, &self.inner.config);
-            state.expiry.push_back((at, task_id.to_owned()));
+            state.expiry.push_back((at, task_id.to_owned(), seq));
         }
         debug!(
             Ns::Tracker,
@@ -478,7 +487,8 @@ impl ProgressTracker {
         let mut task = Task::clone(&current);
         apply(&mut task, now);
         let added = result_len(&task);
-        if added > 0 && state.result_bytes.saturating_add(added) > self.inner.config.max_result_bytes {
+        let held = state.result_bytes + state.reserved_bytes;
+        if added > 0 && held.saturating_add(added) > self.inner.config.max_result_bytes {
             return Err(result_space_exhausted());
         }
         task.event_id += 1;
@@ -610,38 +620,47 @@ impl ProgressTracker {
 
     fn expire(&self, state: &mut State, now: u64) -> usize {
         let mut removed = 0;
-        while let Some((at, _)) = state.expiry.front() {
+        // Entries still due that wait for a pending change of their task, or that the store
+        // refused: put back in front afterwards, so they are tried again at the next call.
+        let mut kept = Vec::new();
+        while let Some((at, _, _)) = state.expiry.front() {
             if *at > now {
                 break;
             }
-            let (_, id) = state.expiry.pop_front().expect("front checked");
-            if self.inner.deferred {
-                // Removed once durable, like any change; a task whose deletion is pending is
-                // left to it.
-                let due = state.accepted.get(&id).is_none_or(|a| a.now.is_some())
-                    && state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal());
-                if due && self.inner.store.remove(&id, state.seq + 1).is_ok() {
-                    state.seq += 1;
-                    let seq = state.seq;
-                    let change = commit::Change::Remove { task_id: id, expired: true };
-                    let ticket = self.accept(state, seq, change);
-                    drop(ticket);
-                    removed += 1;
-                }
+            let (at, id, finished) = state.expiry.pop_front().expect("front checked");
+            // Only the finished state the entry was made for is removed: a task deleted (and
+            // perhaps made anew, perhaps finished again) since is not this entry's to remove.
+            if !state.tasks.get(&id).is_some_and(|e| e.seq == finished && e.task.status.is_terminal()) {
                 continue;
             }
-            // A task deleted (and perhaps created anew) since it finished is not ours to remove.
-            if state.tasks.get(&id).is_some_and(|e| e.task.status.is_terminal()) {
-                let entry = state.tasks.remove(&id).expect("the entry was just seen");
-                state.release(&entry.task);
-                state.changed.remove(&entry.seq);
-                // The task goes from memory whatever the store says, so the change counts.
+            if self.inner.deferred {
+                // Removed once durable, like any change. A task with a pending change (a delete,
+                // then perhaps a new task of the same id) is decided when that change is: the
+                // entry waits, and goes at a later call if the task it was made for is gone.
+                if state.accepted.contains_key(&id) || self.inner.store.remove(&id, state.seq + 1).is_err() {
+                    kept.push((at, id, finished));
+                    continue;
+                }
                 state.seq += 1;
-                let _ = self.inner.store.remove(&id, state.seq);
                 let seq = state.seq;
-                self.removed(state, seq, &id, None);
+                let change = commit::Change::Remove { task_id: id, expired: true };
+                let ticket = self.accept(state, seq, change);
+                drop(ticket);
                 removed += 1;
+                continue;
             }
+            let entry = state.tasks.remove(&id).expect("the entry was just seen");
+            state.release(&entry.task);
+            state.changed.remove(&entry.seq);
+            // The task goes from memory whatever the store says, so the change counts.
+            state.seq += 1;
+            let _ = self.inner.store.remove(&id, state.seq);
+            let seq = state.seq;
+            self.removed(state, seq, &id, None);
+            removed += 1;
+        }
+        for entry in kept.into_iter().rev() {
+            state.expiry.push_front(entry);
         }
         removed
     }
@@ -854,6 +873,123 @@ mod tests {
         assert_eq!(tracker.remove_expired(), 0);
         assert_eq!(tracker.counts(), TaskCounts { total: 1, pending: 1, ..TaskCounts::default() });
         assert_eq!(tracker.result_bytes(), 0);
+    }
+
+    /// A store that commits when the test says so.
+    #[derive(Clone, Default)]
+    struct Later(Arc<Mutex<Option<Box<dyn crate::store::Commits>>>>);
+    impl std::fmt::Debug for Later {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Later")
+        }
+    }
+    impl TaskStore for Later {
+        fn save(&self, _: &Task, _: Option<&str>, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn remove(&self, _: &str, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn load(&self) -> std::io::Result<Loaded> {
+            Ok(Loaded::default())
+        }
+        fn start(&self, commits: Box<dyn crate::store::Commits>) -> bool {
+            *self.0.lock().unwrap() = Some(commits);
+            true
+        }
+    }
+    impl Later {
+        fn durable(&self) {
+            self.0.lock().unwrap().as_ref().unwrap().durable(u64::MAX);
+        }
+        fn failed(&self) {
+            self.0.lock().unwrap().as_ref().unwrap().failed();
+        }
+    }
+
+    /// Accepts a change through `Later` and waits for it: the change is published.
+    fn durable<T>(store: &Later, held: Result<Held<T>>) -> T {
+        let (value, ticket) = held.unwrap();
+        store.durable();
+        assert!(ticket.unwrap().wait());
+        value
+    }
+
+    fn new_task(id: &str) -> NewTask {
+        NewTask { task_id: Some(id.into()), ..NewTask::default() }
+    }
+
+    #[test]
+    fn an_old_expiry_spares_a_task_deleted_and_made_anew_in_the_same_batch() {
+        // Shows the expiry of a finished task, due while its DELETE and a POST of the same id
+        // wait for their fdatasync, does not remove the new task once all are durable.
+        let store = Later::default();
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(store.clone())).unwrap();
+        durable(&store, tracker.create_with_token(new_task("a")));
+        durable(&store, tracker.complete_held("a", JsonText::from_value(&json!(1))));
+        let ((), delete) = tracker.delete_held("a").unwrap();
+        let (_, create) = tracker.create_with_token(new_task("a")).unwrap();
+        // The old task's retention passes now, with both changes pending.
+        tracker.lock().expiry.iter_mut().for_each(|e| e.0 = 0);
+        assert_eq!(tracker.remove_expired(), 0);
+        store.durable();
+        assert!(delete.unwrap().wait() && create.unwrap().wait(), "both acknowledged (204, 201)");
+        assert_eq!(tracker.remove_expired(), 0);
+        assert_eq!(tracker.get_task("a").map(|t| t.status), Some(crate::task::TaskStatus::Pending));
+    }
+
+    #[test]
+    fn an_expiry_waiting_for_a_delete_that_rolls_back_comes_due_again() {
+        // Shows the expiry of a finished task whose DELETE is pending is kept, not dropped: the
+        // delete fails (503) and the task still goes once past its retention.
+        let store = Later::default();
+        let config = Config { retention: std::time::Duration::ZERO, ..Config::default() };
+        let tracker = ProgressTracker::with_store(config, Box::new(store.clone())).unwrap();
+        durable(&store, tracker.create_with_token(new_task("b")));
+        durable(&store, tracker.complete_held("b", JsonText::from_value(&json!(1))));
+        let ((), delete) = tracker.delete_held("b").unwrap();
+        assert_eq!(tracker.remove_expired(), 0, "left to the pending delete");
+        store.failed();
+        assert!(!delete.unwrap().wait(), "the delete is refused (503)");
+        assert_eq!(tracker.remove_expired(), 1);
+        store.durable();
+        assert!(tracker.get_task("b").is_none(), "the finished task goes after its retention");
+    }
+
+    #[test]
+    fn completes_waiting_in_one_batch_stay_within_max_result_bytes() {
+        // Shows completes waiting for one fdatasync are counted together against
+        // max_result_bytes: the one that would pass it is refused, not held once durable.
+        let store = Later::default();
+        let config = Config { max_result_bytes: 20, ..Config::default() };
+        let tracker = ProgressTracker::with_store(config, Box::new(store.clone())).unwrap();
+        for id in ["a", "b", "c"] {
+            durable(&store, tracker.create_with_token(new_task(id)));
+        }
+        let held: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|id| tracker.complete_held(id, JsonText::from_value(&json!("12345678"))))
+            .collect();
+        assert!(held[0].is_ok() && held[1].is_ok(), "two results of 10 bytes fit");
+        assert_eq!(held[2].as_ref().err().map(|e| e.kind()), Some(ErrorKind::ResultSpaceExhausted));
+        store.durable();
+        assert_eq!(tracker.result_bytes(), 20);
+    }
+
+    #[test]
+    fn creates_waiting_in_one_batch_stay_within_max_tasks() {
+        // Shows creates waiting for one fdatasync are counted together against max_tasks, and
+        // a rolled back create frees its place.
+        let store = Later::default();
+        let tracker =
+            ProgressTracker::with_store(Config { max_tasks: 2, ..Config::default() }, Box::new(store.clone())).unwrap();
+        let held: Vec<_> = ["a", "b", "c"].iter().map(|id| tracker.create_with_token(new_task(id))).collect();
+        assert!(held[0].is_ok() && held[1].is_ok());
+        assert_eq!(held[2].as_ref().err().map(|e| e.kind()), Some(ErrorKind::TooManyTasks));
+        store.failed();
+        durable(&store, tracker.create_with_token(new_task("c")));
+        durable(&store, tracker.create_with_token(new_task("d")));
+        assert_eq!(tracker.counts().total, 2);
     }
 
     #[derive(Debug)]

@@ -72,10 +72,8 @@ struct Shared {
     writer: Mutex<Option<Writer>>,
     /// What the journal held at open, given once to `load`.
     loaded: Mutex<Option<Loaded>>,
-    /// The writer thread, once started, and whether it has ended (its file and lock closed).
-    thread: Mutex<Option<std::thread::ThreadId>>,
-    ended: Mutex<bool>,
-    ended_signal: Condvar,
+    /// The writer thread, once started: the store's `Drop` joins it.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +86,8 @@ struct Batch {
     refusing: bool,
     /// The store was dropped: the writer writes what is left and ends.
     closing: bool,
+    /// The writer thread has ended (closed, or died): new changes are refused for good.
+    ended: bool,
 }
 
 #[derive(Debug)]
@@ -98,6 +98,9 @@ struct Writer {
     len: u64,
     /// The last cut back failed; it is tried again before the next write.
     cut_owed: bool,
+    /// The directory `fsync` after a compaction's rename failed; it is tried again before the
+    /// next write, and that write fails while it does.
+    dir_sync_owed: bool,
     /// Size of the live state at the last snapshot (or at open).
     live: u64,
     /// Compact when the journal is larger than this.
@@ -108,6 +111,9 @@ struct Writer {
     unsynced_since: Option<Instant>,
     /// The point at which a test wants the process to die (`SSE_PROGRESS_CRASH_AT`).
     crash_at: Option<String>,
+    /// Faults a unit test asked for (I/O errors and panics no real disk gives on demand).
+    #[cfg(test)]
+    faults: Faults,
     _lock: File,
 }
 
@@ -149,6 +155,11 @@ impl FileStore {
             .write(true)
             .open(dir.join(JOURNAL))
             .map_err(|e| failed("cannot open the journal", e))?;
+        // The directory (perhaps just made) and the files just made in it survive a power loss.
+        // The parent is synced at best: a server may have no right to read it.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let _ = File::open(parent).and_then(|d| d.sync_all());
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| failed("cannot fsync the directory", e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| failed("cannot read the journal", e))?;
         let replay = journal::replay(&bytes);
@@ -174,12 +185,15 @@ impl FileStore {
             file,
             len: good_len as u64,
             cut_owed: false,
+            dir_sync_owed: false,
             live: 0,
             compact_at: 0,
             floor,
             fsync,
             unsynced_since: None,
             crash_at: std::env::var("SSE_PROGRESS_CRASH_AT").ok(),
+            #[cfg(test)]
+            faults: OPEN_FAULTS.take(),
             _lock: lock,
         };
         let mut stored: Vec<StoredTask> =
@@ -190,8 +204,16 @@ impl FileStore {
         writer.compact_at = writer.floor.max(2 * writer.live);
         // A journal with damage in its middle is rewritten at once, so the damage is reported
         // once; a merely large one waits for the writer's first batch, so a start stays a read.
-        if !skipped.is_empty() {
-            writer.replace(&snapshot).map_err(|e| failed("cannot compact the journal", e))?;
+        // A rewrite that fails (a full disk) does not stop the start: the journal as it is holds
+        // every good record, and the writer's first batch compacts it.
+        if !skipped.is_empty()
+            && let Err(e) = writer.replace(&snapshot)
+        {
+            let _ = fs::remove_file(writer.dir.join(NEXT));
+            writer.compact_at = 0;
+            eprintln!(
+                "sse-progress: data directory {shown}: cannot rewrite the damaged journal now, it is compacted at the next change: {e}"
+            );
         }
         let shared = Shared {
             batch: Mutex::new(Batch::default()),
@@ -199,8 +221,6 @@ impl FileStore {
             writer: Mutex::new(Some(writer)),
             loaded: Mutex::new(Some(Loaded { tasks: stored, last_seq })),
             thread: Mutex::new(None),
-            ended: Mutex::new(false),
-            ended_signal: Condvar::new(),
         };
         Ok(FileStore { shared: Arc::new(shared) })
     }
@@ -211,6 +231,9 @@ impl FileStore {
 
     fn append(&self, seq: u64, encode: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
         let mut batch = self.batch();
+        if batch.ended {
+            return Err(io::Error::other("the journal's writer has stopped"));
+        }
         if batch.refusing {
             return Err(io::Error::other("the journal is recovering from a failed write"));
         }
@@ -222,6 +245,32 @@ impl FileStore {
             self.shared.wake.notify_one();
         }
         Ok(())
+    }
+}
+
+/// Faults a unit test injects into the writer.
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct Faults {
+    /// The next so many directory `fsync`s fail.
+    dir_sync_fails: u32,
+    /// The writer thread panics at its next write.
+    panic_at_write: bool,
+    /// The next so many snapshots fail to be written (a full disk).
+    replace_fails: u32,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Faults for the next store this thread opens.
+    static OPEN_FAULTS: std::cell::Cell<Faults> = std::cell::Cell::default();
+}
+
+#[cfg(test)]
+impl FileStore {
+    /// Changes the writer before it starts (its thresholds, its faults).
+    fn with_writer(&self, change: impl FnOnce(&mut Writer)) {
+        change(self.shared.writer.lock().unwrap().as_mut().expect("the writer has not started"));
     }
 }
 
@@ -262,30 +311,50 @@ impl TaskStore for FileStore {
         let thread = std::thread::Builder::new()
             .name("sse-progress-journal".into())
             .spawn(move || {
+                let _ended = Ended { shared: &shared, commits: commits.as_ref() };
                 writer.run(&shared, commits.as_ref());
-                *shared.ended.lock().unwrap_or_else(|e| e.into_inner()) = true;
-                shared.ended_signal.notify_all();
             })
             .expect("the journal's thread starts");
-        *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread.thread().id());
+        *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         true
     }
 }
 
 impl Drop for FileStore {
-    /// Writes what is pending and waits until the file and its lock are closed, so the directory
-    /// can be opened again at once; unless the writer thread itself drops the store (it held the
-    /// last reference to the tracker), which then ends right after.
+    /// Writes what is pending and joins the writer thread, so the file and its lock are closed
+    /// and the directory can be opened again at once. The writer thread drops the store itself
+    /// only when the tracker was dropped while it published a batch nobody waited for (tickets
+    /// are settled after its reference is gone, `tracker/commit.rs`); it cannot join itself and
+    /// ends right after, without compacting (the tracker, hence the snapshot, is gone).
     fn drop(&mut self) {
         self.batch().closing = true;
         self.shared.wake.notify_one();
-        let thread = *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner());
-        if thread.is_some_and(|id| id != std::thread::current().id()) {
-            let mut ended = self.shared.ended.lock().unwrap_or_else(|e| e.into_inner());
-            while !*ended {
-                ended = self.shared.ended_signal.wait(ended).unwrap_or_else(|e| e.into_inner());
-            }
+        let thread = self.shared.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
+            let _ = thread.join();
         }
+    }
+}
+
+/// Ends the store when the writer thread ends, however it ends: a panic on it would otherwise
+/// leave every change accepted, and every later one, waiting for ever. New changes are refused
+/// (`503`) and the pending ones rolled back (a tracker gone has none).
+struct Ended<'a> {
+    shared: &'a Shared,
+    commits: &'a dyn Commits,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        {
+            let mut batch = self.shared.batch();
+            batch.ended = true;
+            batch.records.clear();
+        }
+        if std::thread::panicking() {
+            eprintln!("sse-progress: the journal's writer thread died; changes are refused from now on");
+        }
+        self.commits.failed();
     }
 }
 
@@ -326,7 +395,7 @@ impl Writer {
             match self.append(&records) {
                 Ok(()) => {
                     commits.durable(last_seq);
-                    if self.len > self.compact_at {
+                    if self.len > self.compact_at && !shared.batch().closing {
                         self.compact(commits);
                     }
                 }
@@ -356,7 +425,15 @@ impl Writer {
             self.file.set_len(self.len)?;
             self.cut_owed = false;
         }
+        if self.dir_sync_owed {
+            self.sync_dir()?;
+            self.dir_sync_owed = false;
+        }
         self.crash("append");
+        #[cfg(test)]
+        if self.faults.panic_at_write {
+            panic!("a test asked the writer thread to die");
+        }
         self.file.write_all_at(records, self.len)?;
         self.crash("written");
         match self.fsync {
@@ -393,7 +470,8 @@ impl Writer {
     /// Replaces the journal with a snapshot of the durable tasks; on failure the journal stays
     /// and compaction waits until the journal has grown by the floor again.
     fn compact(&mut self, commits: &dyn Commits) {
-        let snapshot = commits.snapshot();
+        // A tracker gone has no snapshot: the journal stays as it is.
+        let Some(snapshot) = commits.snapshot() else { return };
         let tasks = snapshot.tasks.iter().map(|(task, token, seq)| (&**task, token.as_deref(), *seq));
         let bytes = encode(tasks, snapshot.last_seq);
         drop(snapshot);
@@ -405,9 +483,22 @@ impl Writer {
     }
 
     /// Writes `bytes` as the new journal: to `journal.new`, `fsync`, rename, `fsync` the directory.
+    /// Once the rename is done the writer is on the new file whatever follows (the old one is
+    /// unlinked); a directory `fsync` that fails then is owed, and retried before the next write,
+    /// which fails while it does, so no change is answered before the rename is durable.
     fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faults.replace_fails > 0 {
+            self.faults.replace_fails -= 1;
+            return Err(io::Error::other("a test failed the snapshot's write"));
+        }
         let next = self.dir.join(NEXT);
-        let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&next)?;
+        // A stale one is removed, and the new one made afresh: `create_new` follows no link.
+        match fs::remove_file(&next) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = OpenOptions::new().create_new(true).read(true).write(true).open(&next)?;
         self.crash("compact-open");
         file.write_all_at(bytes, 0)?;
         self.crash("compact-written");
@@ -415,15 +506,32 @@ impl Writer {
         self.crash("compact-synced");
         fs::rename(&next, self.dir.join(JOURNAL))?;
         self.crash("compact-renamed");
-        File::open(&self.dir)?.sync_all()?;
-        self.crash("compact-done");
         self.file = file;
         self.len = bytes.len() as u64;
         self.cut_owed = false;
         self.unsynced_since = None;
         self.live = self.len;
         self.compact_at = self.floor.max(2 * self.live);
+        if let Err(e) = self.sync_dir() {
+            self.dir_sync_owed = true;
+            eprintln!(
+                "sse-progress: data directory {}: fsync of the directory failed after a compaction, retried before the next write: {e}",
+                self.dir.display()
+            );
+            return Ok(());
+        }
+        self.crash("compact-done");
         Ok(())
+    }
+
+    /// `fsync`s the directory, so a file created or renamed in it survives a power loss.
+    fn sync_dir(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faults.dir_sync_fails > 0 {
+            self.faults.dir_sync_fails -= 1;
+            return Err(io::Error::other("a test failed the directory fsync"));
+        }
+        File::open(&self.dir)?.sync_all()
     }
 
     /// Ends the process at `point` when a test asked (`SSE_PROGRESS_CRASH_AT`): the crash points
@@ -441,6 +549,140 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::{Config, ProgressTracker, TaskUpdate};
+
+    fn test_dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("sse-file-store-{tag}-{}-{}", std::process::id(), fastrand::u64(..)))
+    }
+
+    /// Opens `dir`, retrying while the lock is still held by a writer thread that is ending.
+    fn reopen(dir: &Path) -> FileStore {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            match FileStore::open(dir) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                opened => return opened.unwrap(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_tracker_dropped_as_its_journal_compacts_keeps_its_tasks() {
+        // Shows a tracker dropped right after a change that makes the journal compact keeps
+        // every task (the writer compacted with the snapshot of a tracker gone: an empty one),
+        // and, when its caller waited for the change, the directory opens again at once.
+        for wait in [true, false] {
+            let dir = test_dir("drop");
+            let config = Config { max_result_bytes: 64 << 20, ..Config::default() };
+            let store = FileStore::open(&dir).unwrap();
+            store.with_writer(|w| {
+                w.floor = 100_000;
+                w.compact_at = 100_000;
+            });
+            let tracker = ProgressTracker::with_store(config.clone(), Box::new(store)).unwrap();
+            for id in ["keep", "big"] {
+                tracker.create_task(id, "").unwrap();
+            }
+            tracker.update_task("keep", TaskUpdate::running(10.0)).unwrap();
+            let big = crate::task::JsonText::parse(&format!("\"{}\"", "x".repeat(900_000))).unwrap();
+            let (_, ticket) = tracker.complete_held("big", big).unwrap();
+            if wait {
+                assert!(ticket.unwrap().wait());
+            } else {
+                drop(ticket);
+            }
+            drop(tracker);
+            // A caller that waited dropped the last reference: the lock is free when drop returns.
+            let store = if wait { FileStore::open(&dir).expect("the lock is released by drop") } else { reopen(&dir) };
+            let tracker = ProgressTracker::with_store(config, Box::new(store)).unwrap();
+            let keep = tracker.get_task("keep").map(|t| t.event_id);
+            drop(tracker);
+            let _ = fs::remove_dir_all(&dir);
+            assert_eq!(keep, Some(2), "wait={wait}: the running task acknowledged twice is kept");
+        }
+    }
+
+    #[test]
+    fn changes_after_a_failed_directory_fsync_of_a_compaction_survive_a_reopen() {
+        // Shows that once the rename of a compaction succeeded, a failed directory fsync does
+        // not leave the writer on the old, unlinked journal: every change acknowledged after it
+        // is in the journal a reopen reads.
+        let dir = test_dir("dirsync");
+        let store = FileStore::open(&dir).unwrap();
+        store.with_writer(|w| {
+            w.floor = 2000;
+            w.compact_at = 2000;
+            w.faults.dir_sync_fails = 1;
+        });
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(store)).unwrap();
+        tracker.create_task("a", "").unwrap();
+        let mut last = 0;
+        for i in 0..12 {
+            last = tracker.update_task("a", TaskUpdate::running(f64::from(i))).unwrap().event_id;
+        }
+        drop(tracker);
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(reopen(&dir))).unwrap();
+        let got = tracker.get_task("a").map(|t| t.event_id);
+        drop(tracker);
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(got, Some(last), "the last acknowledged change is in the journal");
+    }
+
+    #[test]
+    fn a_dead_writer_thread_refuses_changes_rather_than_leaving_them_waiting() {
+        // Shows that when the writer thread dies (a panic), the change it held and every later
+        // one are answered as refused, not left waiting for ever, and the store can be dropped.
+        let dir = test_dir("panic");
+        let store = FileStore::open(&dir).unwrap();
+        store.with_writer(|w| w.faults.panic_at_write = true);
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(store)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let creator = tracker.clone();
+        std::thread::spawn(move || {
+            let first = creator.create_task("a", "").is_ok();
+            let _ = tx.send((first, creator.create_task("b", "").is_ok()));
+        });
+        let answers = rx.recv_timeout(Duration::from_secs(10));
+        drop(tracker);
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(answers, Ok((false, false)), "both changes are refused");
+    }
+
+    #[test]
+    fn a_damaged_journal_that_cannot_be_rewritten_still_opens() {
+        // Shows a journal with a damaged record in its middle opens although its rewrite fails
+        // (a full disk): every other task is loaded, and the next change compacts it.
+        let dir = test_dir("damaged");
+        let tracker = ProgressTracker::with_store(Config::default(), Box::new(FileStore::open(&dir).unwrap())).unwrap();
+        for i in 0..100 {
+            tracker.create_task(&format!("t{i}"), "").unwrap();
+        }
+        drop(tracker);
+        let mut bytes = fs::read(dir.join(JOURNAL)).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(dir.join(JOURNAL), &bytes).unwrap();
+        OPEN_FAULTS.set(Faults { replace_fails: 1, ..Faults::default() });
+        let opened = FileStore::open(&dir);
+        let loaded: Result<usize, String> = match &opened {
+            Ok(store) => Ok(store.shared.loaded.lock().unwrap().as_ref().unwrap().tasks.len()),
+            Err(e) => Err(e.to_string()),
+        };
+        let tracker = opened.map(|store| ProgressTracker::with_store(Config::default(), Box::new(store)).unwrap());
+        if let Ok(tracker) = &tracker {
+            // The writer compacts after the first batch, before it takes the second.
+            tracker.create_task("new", "").unwrap();
+            tracker.create_task("next", "").unwrap();
+        }
+        drop(tracker);
+        let reopened = fs::read(dir.join(JOURNAL)).map(|b| journal::replay(&b));
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(loaded, Ok(99), "opens with every undamaged task");
+        let reopened = reopened.unwrap();
+        assert!(reopened.skipped.is_empty(), "compacted at the next change");
+        assert_eq!(reopened.tasks.len(), 101);
+    }
 
     #[test]
     fn concurrent_changes_of_one_task_build_on_each_other_and_survive_a_reopen() {

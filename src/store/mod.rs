@@ -57,8 +57,10 @@ pub trait Commits: Send + Sync {
     /// The changes after the last durable one could not be made durable: roll them back. Until
     /// this returns, the store refuses new changes.
     fn failed(&self);
-    /// The durable tasks (every change up to the last reported durable), to write a snapshot of.
-    fn snapshot(&self) -> Snapshot;
+    /// The durable tasks (every change up to the last reported durable), to write a snapshot of;
+    /// `None` once the tracker is gone, when there is nothing to write a snapshot of (an empty one
+    /// would drop every task the journal holds).
+    fn snapshot(&self) -> Option<Snapshot>;
 }
 
 /// The live tasks of a tracker, shared, for a store's snapshot.

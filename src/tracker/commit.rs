@@ -17,7 +17,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::task::{Poll, Waker};
 
-use super::{Inner, ProgressTracker, State, expires_at};
+use super::{Inner, ProgressTracker, State, expires_at, result_len};
 use crate::sse::encoder::Frame;
 use crate::sse::topic::Topic;
 use crate::store::{Commits, Snapshot};
@@ -112,27 +112,34 @@ impl Ticket {
 
 /// What the store's thread holds of the tracker: a weak reference, so a tracker dropped ends
 /// its store (and the store's thread) rather than being kept alive by it.
+///
+/// Tickets are settled only after the reference upgraded for the work is dropped again: a
+/// caller that drops the tracker once answered then drops the last reference itself, so the
+/// store closes on the caller's thread and its `Drop` can wait for the file and lock to close.
 pub(super) struct Committer(pub Weak<Inner>);
 
 impl Commits for Committer {
     fn durable(&self, seq: u64) {
-        if let Some(inner) = self.0.upgrade() {
-            ProgressTracker { inner }.publish_durable(seq);
-        }
+        let tickets = match self.0.upgrade() {
+            Some(inner) => ProgressTracker { inner }.publish_durable(seq),
+            None => return,
+        };
+        tickets.iter().for_each(|t| t.settle(true));
     }
 
     fn failed(&self) {
-        if let Some(inner) = self.0.upgrade() {
-            ProgressTracker { inner }.roll_back();
-        }
+        let tickets = match self.0.upgrade() {
+            Some(inner) => ProgressTracker { inner }.roll_back(),
+            None => return,
+        };
+        tickets.iter().for_each(|t| t.settle(false));
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let Some(inner) = self.0.upgrade() else { return Snapshot::default() };
-        let tracker = ProgressTracker { inner };
+    fn snapshot(&self) -> Option<Snapshot> {
+        let tracker = ProgressTracker { inner: self.0.upgrade()? };
         let state = tracker.lock();
         let tasks = state.tasks.values().map(|e| (Arc::clone(&e.task), e.subscribe_token.clone(), e.seq)).collect();
-        Snapshot { tasks, last_seq: tracker.published_seq() }
+        Some(Snapshot { tasks, last_seq: tracker.published_seq() })
     }
 }
 
@@ -140,7 +147,10 @@ impl ProgressTracker {
     /// Holds change `seq` back until it is durable (see the module docs); the caller's ticket.
     pub(super) fn accept(&self, state: &mut State, seq: u64, change: Change) -> Arc<Ticket> {
         let (task_id, now) = match &change {
-            Change::Put { task, token } => (task.task_id.clone(), Some((Arc::clone(task), token.clone()))),
+            Change::Put { task, token } => {
+                state.reserved_bytes += result_len(task);
+                (task.task_id.clone(), Some((Arc::clone(task), token.clone())))
+            }
             Change::Remove { task_id, .. } => (task_id.clone(), None),
         };
         state.accepted.insert(task_id, Accepted { seq, now });
@@ -158,8 +168,9 @@ impl ProgressTracker {
         }
     }
 
-    /// Applies and publishes every pending change up to `through`, then settles their tickets.
-    fn publish_durable(&self, through: u64) {
+    /// Applies and publishes every pending change up to `through`; gives their tickets, to be
+    /// settled by the caller once it has let go of the tracker.
+    fn publish_durable(&self, through: u64) -> Vec<Arc<Ticket>> {
         let mut tickets = Vec::new();
         {
             let mut guard = self.lock();
@@ -174,31 +185,44 @@ impl ProgressTracker {
                     state.accepted.remove(task_id);
                 }
                 match change {
-                    Change::Put { task, token } => self.publish_put(state, seq, task, token),
+                    Change::Put { task, token } => {
+                        state.reserved_bytes -= result_len(&task);
+                        if !state.tasks.contains_key(&task.task_id) {
+                            // Only a create publishes a task not held.
+                            state.reserved_tasks -= 1;
+                        }
+                        self.publish_put(state, seq, task, token)
+                    }
                     Change::Remove { task_id, expired } => self.publish_remove(state, seq, &task_id, expired),
                 }
                 tickets.extend(ticket);
             }
         }
-        tickets.iter().for_each(|t| t.settle(true));
+        tickets
     }
 
-    /// Drops every pending change; their numbers are issued again (see the module docs).
-    fn roll_back(&self) {
+    /// Drops every pending change; their numbers are issued again (see the module docs). Gives
+    /// their tickets, to be settled as refused by the caller once it has let go of the tracker.
+    fn roll_back(&self) -> Vec<Arc<Ticket>> {
         let pending: VecDeque<Pending> = {
             let mut state = self.lock();
             state.accepted.clear();
+            state.reserved_bytes = 0;
+            state.reserved_tasks = 0;
             state.seq = self.published_seq();
             let pending = std::mem::take(&mut state.pending);
-            // An expiry rolled back is due again at once.
+            // An expiry rolled back is due again at once (its task is as it was, published).
             for p in &pending {
-                if let Change::Remove { task_id, expired: true } = &p.change {
-                    state.expiry.push_front((0, task_id.clone()));
+                if let Change::Remove { task_id, expired: true } = &p.change
+                    && let Some(entry) = state.tasks.get(task_id)
+                {
+                    let finished = entry.seq;
+                    state.expiry.push_front((0, task_id.clone(), finished));
                 }
             }
             pending
         };
-        pending.iter().filter_map(|p| p.ticket.as_ref()).for_each(|t| t.settle(false));
+        pending.into_iter().filter_map(|p| p.ticket).collect()
     }
 
     /// Applies a durable new state of a task, as the memory store's changes are applied at once.
@@ -216,7 +240,7 @@ impl ProgressTracker {
             state.hold(&task);
             if terminal {
                 let at = expires_at(task.updated_at, &self.inner.config);
-                state.expiry.push_back((at, task.task_id.clone()));
+                state.expiry.push_back((at, task.task_id.clone(), seq));
             }
         } else {
             let topic = Arc::new(Topic::new(Arc::clone(&frame)));
