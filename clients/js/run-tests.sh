@@ -38,4 +38,6 @@ npx --no-install tsc -p test/types/tsconfig.json
 
 step "tests (node --test)"
 node --test --test-timeout=90000 test/parser.test.mjs test/ssr.test.mjs test/client.test.mjs test/statuses.test.mjs \
-  test/network.test.mjs test/react.test.mjs test/feed.test.mjs test/dashboard.test.mjs
+  test/network.test.mjs test/react.test.mjs test/feed.test.mjs test/dashboard.test.mjs \
+  test/retry-floor.test.mjs test/shared-tokens.test.mjs test/set-change.test.mjs \
+  test/dashboard-scale.test.mjs test/dashboard-token.test.mjs

@@ -26,7 +26,7 @@ export interface Task<R = unknown> {
 }
 
 /** An error: the server's code (`not_found`, `token_invalid`, `server_busy`...) or the client's
- * (`network_error`, `stream_timeout`, `task_failed`, `bad_content_type`, `http_<status>`...). */
+ * (`network_error`, `stream_timeout`, `task_failed`, `bad_content_type`, `invalid_token`, `http_<status>`...). */
 export interface SSEProgressError {
   readonly code: string;
   readonly message: string;
@@ -61,16 +61,20 @@ export interface ConnectionOptions {
   /** Consecutive reconnect requests before giving up; `Infinity` allowed. Default 3 for a task,
    * `Infinity` for `followEverything` (a dashboard keeps trying). */
   maxReconnectAttempts?: number;
-  /** ms before the first retry, doubled on each further one; default 2000 (or the server's `retry:`). */
+  /** ms before the first retry, doubled on each further one; default 2000 (or the server's `retry:`).
+   * No retry comes sooner than 500 ms, whatever this or the server says. */
   reconnectDelay?: number;
-  /** Cap of that delay in ms; default 30000. */
+  /** Cap of that delay in ms; default 30000 (at least 500). */
   maxReconnectDelay?: number;
-  /** ms without a byte after which the stream is taken as dead; default 45000. */
+  /** ms without a byte after which the stream is taken as dead; default 45000. `Infinity`: no
+   * watchdog. Delays past 2^31-1 ms are capped there. */
   idleTimeout?: number;
 }
 
 export interface SSEProgressOptions<R = unknown> extends ConnectionOptions {
-  /** The task's subscribe token (sent as `tokens=` on the shared stream). */
+  /** The task's subscribe token (sent as `tokens=` on the shared stream). One with a comma fails at
+   * once (`invalid_token`); one that differs from the token a task was already admitted with on
+   * this page fails this follower alone (`token_invalid`). */
   token?: string;
   /** Every change of the task (including the terminal one). */
   onProgress?: (task: Task<R>) => void;
@@ -133,7 +137,8 @@ export function createSSEParser(onEvent: (event: SSEMessage) => void, options?: 
 export type FeedConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 export interface FollowEverythingOptions<R = unknown> extends ConnectionOptions {
-  /** The server's publish token, sent as `Authorization: Bearer` (needed when the server has one). */
+  /** The server's publish token, sent as `Authorization: Bearer` (needed when the server has one).
+   * Printable ASCII without spaces; any other is refused before a request, as the server would. */
   token?: string;
   /** On every (re)connection: the ids of every current task (newest 1000). After a resume, a task
    * not in the list was removed while the feed was away. */
@@ -143,8 +148,9 @@ export interface FollowEverythingOptions<R = unknown> extends ConnectionOptions 
   /** A task was deleted or expired. */
   onRemoved?: (taskId: string) => void;
   onState?: (state: FeedConnectionState) => void;
-  /** The server wants a (different) publish token (401 or 403): the feed has stopped. Without this
-   * callback, `onError` gets the refusal. */
+  /** The server wants a (different) publish token (401 or 403, or 400 to a request with a token),
+   * or the token is not one a header can carry: the feed has stopped. Without this callback,
+   * `onError` gets the refusal. */
   onUnauthorized?: () => void;
   /** Trouble: `final` false while it is being retried, true when the feed has stopped. */
   onError?: (error: SSEProgressError, final: boolean) => void;

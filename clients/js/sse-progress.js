@@ -48,8 +48,30 @@ const SET_CHANGE_DEBOUNCE_MS = 10;
 /** The longest `Retry-After` obeyed: a server (or a proxy) asking for hours is not taken at its word. */
 const MAX_RETRY_AFTER_MS = 300000;
 
-/** A line longer than this is not from our server: the stream is dropped rather than the tab's memory. */
+/**
+ * The shortest wait before any retry, and the least base of the backoff. A server (or a proxy)
+ * that says `retry: 0`, or `Retry-After: 0` on every 503, would otherwise get an instant reconnect
+ * loop from every open tab; a retry after a page's coming back (online, visible) is not delayed.
+ */
+const MIN_RETRY_DELAY_MS = 500;
+
+/** `setTimeout` takes a 32-bit signed delay and runs a longer one at once: every delay is capped. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A line, or the data of one event, longer than this is not from our server (it sends results of
+ * at most 1 MiB): the stream is dropped rather than the tab's memory.
+ */
 const MAX_LINE_CHARS = 16 * 1024 * 1024;
+
+/** The most of an error answer's body read: enough for the server's JSON error, not a proxy's novel. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** A task's subscribe token goes in `tokens=`, split on commas: one with a comma would shift the others. */
+const TASK_TOKEN = /^[^,]*$/;
+
+/** What a publish token may be: an `Authorization` header carries printable ASCII only. */
+const PUBLISH_TOKEN = /^[\x21-\x7e]+$/;
 
 /** The state before anything is known; also what server-side rendering shows. */
 export const IDLE_STATE = Object.freeze({
@@ -131,6 +153,7 @@ export function createSSEParser(onEvent, options = {}) {
       if (value.charCodeAt(0) === 32 /* space */) value = value.slice(1);
     }
     if (field === 'data') {
+      if (data.length + value.length >= MAX_LINE_CHARS) throw new Error('event-stream event too long');
       data += value + '\n';
     } else if (field === 'event') {
       type = value;
@@ -226,6 +249,16 @@ function isTerminal(status) {
   return status === 'completed' || status === 'failed';
 }
 
+/** `setTimeout` with the delay kept within what timers take (a longer one would run at once). */
+function later(fn, ms) {
+  return setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
+}
+
+/** An option that is a number: a delay or a count (NaN is no value). */
+function isNumber(value) {
+  return typeof value === 'number' && !Number.isNaN(value);
+}
+
 function isOffline() {
   const nav = globalThis.navigator;
   return nav !== undefined && nav.onLine === false;
@@ -240,11 +273,34 @@ function retryAfterMs(value) {
   return Number.isNaN(when) ? null : Math.max(0, when - Date.now());
 }
 
+/** At most `limit` bytes of a body, as text; the rest is cancelled unread. */
+async function readSome(response, limit) {
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  while (size < limit) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+    chunks.push(chunk.value);
+    size += chunk.value.length;
+  }
+  if (size >= limit) reader.cancel().catch(() => {});
+  const bytes = new Uint8Array(Math.min(size, limit));
+  let at = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, bytes.length - at);
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return new TextDecoder('utf-8').decode(bytes);
+}
+
 /** The server's JSON error, or one made from the status when the body is not one. */
 async function readError(response) {
   const fallback = error(`http_${response.status}`, `The server answered ${response.status}.`);
   try {
-    const body = JSON.parse(await response.text());
+    const body = JSON.parse(await readSome(response, MAX_ERROR_BODY_BYTES));
     const e = body && body.error;
     if (e && typeof e.code === 'string') {
       return error(e.code, typeof e.message === 'string' ? e.message : fallback.message);
@@ -404,13 +460,15 @@ class Stream {
   /** The heartbeat watchdog: no byte for `idleTimeout` means the connection is dead. */
   arm(conn) {
     const idle = this.owner.option('idleTimeout', DEFAULT_IDLE_TIMEOUT);
+    // `Infinity` means no watchdog (a timer cannot wait that long; it would fire at once).
+    if (!Number.isFinite(idle)) return;
     const left = conn.lastByte + idle - Date.now();
     if (left <= 0) {
       const seconds = Math.round(idle / 1000);
       this.lost(conn, error('stream_timeout', `No data for ${seconds} s: the connection is taken as dead.`));
       return;
     }
-    conn.watchdog = setTimeout(() => {
+    conn.watchdog = later(() => {
       if (this.conn === conn) this.arm(conn);
     }, left);
   }
@@ -485,7 +543,7 @@ class Stream {
   opened(conn) {
     conn.open = true;
     this.serverAskedDelay = false;
-    this.stableTimer = setTimeout(() => {
+    this.stableTimer = later(() => {
       this.stableTimer = null;
       if (this.conn !== conn || this.attempts === 0) return;
       this.attempts = 0;
@@ -518,10 +576,14 @@ class Stream {
       this.waitingOnline = true;
       return;
     }
-    this.retryTimer = setTimeout(() => {
+    // A server's wish is a least wait, not a licence to skip the backoff: `Retry-After: 0` on
+    // every answer would otherwise be a retry loop.
+    const backoff = this.backoff(next);
+    const wait = delay !== null ? Math.max(this.spread(delay), backoff) : backoff;
+    this.retryTimer = later(() => {
       this.retryTimer = null;
       this.attempt();
-    }, delay !== null ? this.spread(delay) : this.backoff(next));
+    }, Math.max(MIN_RETRY_DELAY_MS, wait));
   }
 
   /** `Retry-After`, capped, plus a random spread so that clients do not come back in lockstep. */
@@ -530,10 +592,10 @@ class Stream {
     return capped + Math.random() * Math.min(5000, Math.max(500, capped * 0.2));
   }
 
-  /** `reconnectDelay` doubled per attempt, capped, and up to 30 % shorter at random. */
+  /** `reconnectDelay` (at least MIN_RETRY_DELAY_MS) doubled per attempt, capped, and up to 30 % shorter at random. */
   backoff(attempt) {
-    const base = this.owner.option('reconnectDelay', this.serverRetry ?? DEFAULT_RECONNECT_DELAY);
-    const cap = this.owner.option('maxReconnectDelay', DEFAULT_MAX_RECONNECT_DELAY);
+    const base = Math.max(MIN_RETRY_DELAY_MS, this.owner.option('reconnectDelay', this.serverRetry ?? DEFAULT_RECONNECT_DELAY));
+    const cap = Math.max(MIN_RETRY_DELAY_MS, this.owner.option('maxReconnectDelay', DEFAULT_MAX_RECONNECT_DELAY));
     const nominal = Math.min(base * 2 ** Math.min(attempt - 1, 30), cap);
     return nominal * (1 - 0.3 * Math.random());
   }
@@ -606,8 +668,14 @@ class Group {
     /** taskId -> {taskId, token, followers: Set, task, id, conn} in the order they joined. */
     this.entries = new Map();
     this.changeTimer = null;
-    /** A task joined since the last request: the next one must not resume (its snapshot would be skipped). */
-    this.grew = false;
+    /**
+     * Tasks that joined (or changed token) since the last request: while there is one, the next
+     * request must not resume (its snapshot would be skipped). A task that joins and leaves
+     * within one debounce leaves nothing here.
+     */
+    this.added = new Set();
+    /** The URL of the current request: a change of the set that comes back to it costs nothing. */
+    this.requested = null;
     this.stream = new Stream(this);
   }
 
@@ -643,18 +711,28 @@ class Group {
       this.entries.set(follower.taskId, entry);
       entry.followers.add(follower);
       follower.group = this;
-      this.grew = true;
+      this.added.add(follower.taskId);
       this.changed();
       return;
     }
-    entry.followers.add(follower);
-    follower.group = this;
     const token = follower.options.token;
     if (token && token !== entry.token) {
-      entry.token = token;
-      this.grew = true;
-      this.changed();
+      // Once the server has admitted the task with a token (a snapshot came), that token is the
+      // task's: a different one is wrong, and it fails its follower alone rather than every
+      // follower of the task. Before that, the newest token is tried.
+      if (entry.task !== null && entry.token) {
+        const why = 'This task is already followed on this page with another token, which the server accepted.';
+        follower.fail(error('token_invalid', why), null, true);
+        return;
+      }
+      if (entry.task === null) {
+        entry.token = token;
+        this.added.add(follower.taskId);
+        this.changed();
+      }
     }
+    entry.followers.add(follower);
+    follower.group = this;
     const open = this.stream.isOpen && entry.conn === this.stream.conn;
     follower.joined(entry.task, entry.id, open ? 'open' : 'connecting', this.stream.attempts);
   }
@@ -666,6 +744,7 @@ class Group {
     if (entry === undefined || !entry.followers.delete(follower)) return;
     if (entry.followers.size > 0) return;
     this.entries.delete(follower.taskId);
+    this.added.delete(follower.taskId);
     if (this.entries.size === 0) {
       this.stop();
     } else if (!finished) {
@@ -678,6 +757,8 @@ class Group {
     if (this.stream.retrying || this.changeTimer !== null) return;
     this.changeTimer = setTimeout(() => {
       this.changeTimer = null;
+      // The set came back to what the current request asks for (a task joined and left): keep it.
+      if (this.stream.conn !== null && this.url([...this.entries.values()]) === this.requested) return;
       this.stream.open();
     }, SET_CHANGE_DEBOUNCE_MS);
   }
@@ -705,21 +786,25 @@ class Group {
   request(conn) {
     clearTimeout(this.changeTimer);
     this.changeTimer = null;
-    if (this.entries.size === 0) return null;
-    const resume = !this.grew;
-    this.grew = false;
+    if (this.entries.size === 0) {
+      this.requested = null;
+      return null;
+    }
+    const resume = this.added.size === 0;
+    this.added.clear();
     for (const entry of this.entries.values()) entry.conn = conn;
-    return { url: this.url([...this.entries.values()]), headers: {}, resume };
+    this.requested = this.url([...this.entries.values()]);
+    return { url: this.requested, headers: {}, resume };
   }
 
-  /** The smallest value of an option over the followers (they share one stream). */
+  /** The smallest value of an option over the followers (they share one stream); `Infinity` counts. */
   option(name, fallback) {
-    let least = Infinity;
+    let least = null;
     for (const f of this.followers()) {
       const value = f.options[name];
-      if (typeof value === 'number' && value < least) least = value;
+      if (isNumber(value) && (least === null || value < least)) least = value;
     }
-    return least === Infinity ? fallback : least;
+    return least ?? fallback;
   }
 
   opened(attempts) {
@@ -798,6 +883,14 @@ class Feed {
       return;
     }
     this.setState('connecting');
+    const token = this.options.token;
+    // A token no header can carry: `fetch` would throw (a TypeError, as on a network error, so
+    // retried forever) or the server would answer 400. It is refused here, as the server would.
+    if (token && (typeof token !== 'string' || !PUBLISH_TOKEN.test(token))) {
+      const why = 'A publish token is printable ASCII (no space, no other character).';
+      this.ended(error('invalid_token', why), 400);
+      return;
+    }
     this.stream.open();
   }
 
@@ -826,7 +919,7 @@ class Feed {
 
   option(name, fallback) {
     const value = this.options[name];
-    return typeof value === 'number' ? value : fallback;
+    return isNumber(value) ? value : fallback;
   }
 
   opened() {
@@ -862,7 +955,9 @@ class Feed {
   }
 
   ended(cause, status) {
-    if ((status === 401 || status === 403) && typeof this.options.onUnauthorized === 'function') {
+    // A 400 to a request with a token: the token is what the server could not read.
+    const refused = status === 401 || status === 403 || (status === 400 && !!this.options.token);
+    if (refused && typeof this.options.onUnauthorized === 'function') {
       this.finish(null);
       call(this.options.onUnauthorized);
       return;
@@ -925,6 +1020,12 @@ class Follower {
     const base = resolveBase(this.options.baseUrl);
     if (base === null) {
       this.fail(error('no_base_url', 'No baseUrl was given and there is no page origin to use.'), null, true);
+      return;
+    }
+    const token = this.options.token;
+    if (token !== undefined && token !== null && (typeof token !== 'string' || !TASK_TOKEN.test(token))) {
+      // Tokens travel comma-separated: this one would give the other tasks of the stream wrong ones.
+      this.fail(error('invalid_token', 'A subscribe token is a string without a comma.'), null, true);
       return;
     }
     this.update({ connectionState: 'connecting', error: null });

@@ -112,3 +112,12 @@ test('parser: a line longer than the bound is refused, not buffered without end'
     for (let i = 0; i < 17; i++) parser.push(block);
   }, /too long/);
 });
+
+test('parser: the data of one event longer than the bound is refused, even in short lines', () => {
+  // Each line is short; without an empty line they all pile up in one event's data.
+  const parser = createSSEParser(() => {});
+  const line = 'data: ' + 'x'.repeat(1024 * 1024) + '\n';
+  assert.throws(() => {
+    for (let i = 0; i < 17; i++) parser.push(line);
+  }, /too long/);
+});
