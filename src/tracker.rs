@@ -447,21 +447,8 @@ impl ProgressTracker {
         let seq = state.seq + 1;
         self.save(&task, entry.subscribe_token.as_deref(), seq)?;
         state.seq = seq;
-        let terminal = task.status.is_terminal();
-        let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
-        let wakes = entry.topic.append(Arc::clone(&frame));
-        self.announce(seq, Some(wakes), Arc::clone(&frame));
         let task = Arc::new(task);
-        let old_seq = std::mem::replace(&mut entry.seq, seq);
-        entry.frame = Arc::clone(&frame);
-        let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
-        state.changed(Some(old_seq), &frame);
-        state.release(&old);
-        state.hold(&task);
-        if terminal {
-            let at = expires_at(now, &self.inner.config);
-            state.expiry.push_back((at, task_id.to_owned(), seq));
-        }
+        self.publish_held(state, seq, Arc::clone(&task));
         debug!(
             Ns::Tracker,
             "{task_id} event {} (change {seq}) {} {}",
@@ -672,6 +659,30 @@ impl ProgressTracker {
     /// Publishes change `seq` to the feed, after its task's topic (whose viewers to wake are
     /// `topic`), says it is published (see the module docs), and only then wakes the viewers, so
     /// none of them finds the change not yet counted.
+    /// Makes a new state of a held task visible: one frame for its topic and the all-tasks feed,
+    /// the entry, the counts, and the expiry of a finished task. The memory store's changes and
+    /// the journal's durable ones are both published here, so a change becomes visible one way.
+    /// False when the task is no longer held.
+    fn publish_held(&self, state: &mut State, seq: u64, task: Arc<Task>) -> bool {
+        let Some(entry) = state.tasks.get_mut(&task.task_id) else { return false };
+        let terminal = task.status.is_terminal();
+        let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
+        let wakes = entry.topic.append(Arc::clone(&frame));
+        self.announce(seq, Some(wakes), Arc::clone(&frame));
+        let old_seq = std::mem::replace(&mut entry.seq, seq);
+        entry.frame = Arc::clone(&frame);
+        let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
+        state.changed(Some(old_seq), &frame);
+        state.release(&old);
+        state.hold(&task);
+        if terminal {
+            // A finished task's `updated_at` is the moment it finished.
+            let at = expires_at(task.updated_at, &self.inner.config);
+            state.expiry.push_back((at, task.task_id.clone(), seq));
+        }
+        true
+    }
+
     fn announce(&self, seq: u64, topic: Option<Wakes>, frame: Arc<Frame>) {
         let feed = self.inner.feed.append(frame);
         self.inner.published.store(seq, Ordering::Release);

@@ -17,7 +17,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::task::{Poll, Waker};
 
-use super::{Inner, ProgressTracker, State, expires_at, result_len};
+use super::{Inner, ProgressTracker, State, result_len};
 use crate::sse::encoder::Frame;
 use crate::sse::topic::Topic;
 use crate::store::{Commits, Snapshot};
@@ -227,22 +227,8 @@ impl ProgressTracker {
 
     /// Applies a durable new state of a task, as the memory store's changes are applied at once.
     fn publish_put(&self, state: &mut State, seq: u64, task: Arc<Task>, token: Option<Arc<str>>) {
-        let terminal = task.status.is_terminal();
-        let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), terminal));
-        if let Some(entry) = state.tasks.get_mut(&task.task_id) {
-            let wakes = entry.topic.append(Arc::clone(&frame));
-            self.announce(seq, Some(wakes), Arc::clone(&frame));
-            let old_seq = std::mem::replace(&mut entry.seq, seq);
-            entry.frame = Arc::clone(&frame);
-            let old = std::mem::replace(&mut entry.task, Arc::clone(&task));
-            state.changed(Some(old_seq), &frame);
-            state.release(&old);
-            state.hold(&task);
-            if terminal {
-                let at = expires_at(task.updated_at, &self.inner.config);
-                state.expiry.push_back((at, task.task_id.clone(), seq));
-            }
-        } else {
+        if !self.publish_held(state, seq, Arc::clone(&task)) {
+            let frame = Arc::new(Frame::change(seq, task.event_id, &task.to_json(), task.status.is_terminal()));
             let topic = Arc::new(Topic::new(Arc::clone(&frame)));
             self.announce(seq, None, Arc::clone(&frame));
             state.hold(&task);
