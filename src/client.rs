@@ -3,9 +3,24 @@
 //! Blocking std sockets keep these commands simple: each does one thing at a time, and the load
 //! tool runs its many streams on the server's side of the measurement, not here.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+/// Percent-encodes every byte but the unreserved ones of RFC 3986 (`A-Z a-z 0-9 - . _ ~`), so
+/// any UTF-8 fits a header value or a query parameter (even `+`, which query decoding reads as a
+/// space, goes out as `%2B`).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// A parsed `http://host:port/base` URL (https is not supported by these tools).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,10 +120,31 @@ pub fn read_reply(reader: &mut impl BufRead, head_only: bool) -> io::Result<Repl
     Ok(Reply { status, headers, body })
 }
 
+/// Longest line of a response head (or a chunk-size line) these tools read.
+const MAX_HEAD_LINE: u64 = 8 * 1024;
+/// Most header lines of a response these tools read.
+const MAX_HEADERS: usize = 100;
+/// Longest SSE line, and longest `data` of one event, these tools keep (a result is at most
+/// 1 MiB): a hostile or broken server cannot make them grow without bound.
+const MAX_EVENT_BYTES: usize = 16 << 20;
+
+fn too_long(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{what} too long"))
+}
+
+/// Reads one line of at most `MAX_HEAD_LINE` bytes (0 at the end of the input).
+fn read_bounded_line(reader: &mut impl BufRead, line: &mut String) -> io::Result<usize> {
+    let n = Read::take(&mut *reader, MAX_HEAD_LINE).read_line(line)?;
+    if n as u64 == MAX_HEAD_LINE && !line.ends_with('\n') {
+        return Err(too_long("response line"));
+    }
+    Ok(n)
+}
+
 /// Reads a status line and headers.
 pub fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    read_bounded_line(reader, &mut line)?;
     let status = line
         .split_whitespace()
         .nth(1)
@@ -117,12 +153,15 @@ pub fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Vec<(String, Str
     let mut headers = Vec::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        if read_bounded_line(reader, &mut line)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let trimmed = line.trim_end();
         if trimmed.is_empty() {
             return Ok((status, headers));
+        }
+        if headers.len() == MAX_HEADERS {
+            return Err(too_long("response head"));
         }
         if let Some((name, value)) = trimmed.split_once(':') {
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
@@ -149,13 +188,16 @@ pub struct EventReader<R> {
     /// Bytes left in the current chunk.
     chunk_left: usize,
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no LF, so a long line is scanned once, not once
+    /// per read.
+    scanned: usize,
     done: bool,
 }
 
 impl<R: BufRead> EventReader<R> {
     /// Reads events from `reader`, positioned just after the response head.
     pub fn new(reader: R, chunked: bool) -> Self {
-        EventReader { reader, chunked, chunk_left: 0, pending: Vec::new(), done: false }
+        EventReader { reader, chunked, chunk_left: 0, pending: Vec::new(), scanned: 0, done: false }
     }
 
     /// The next body bytes, unchunked; empty at the end of the body.
@@ -176,7 +218,7 @@ impl<R: BufRead> EventReader<R> {
         }
         if self.chunk_left == 0 {
             let mut line = String::new();
-            self.reader.read_line(&mut line)?;
+            read_bounded_line(&mut self.reader, &mut line)?;
             let size = usize::from_str_radix(line.trim(), 16)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
             if size == 0 {
@@ -202,13 +244,19 @@ impl<R: BufRead> EventReader<R> {
         let mut event = Event::default();
         let mut has_data = false;
         loop {
-            let Some(end) = self.pending.iter().position(|&b| b == b'\n') else {
+            let Some(end) = self.pending[self.scanned..].iter().position(|&b| b == b'\n').map(|i| self.scanned + i)
+            else {
+                self.scanned = self.pending.len();
+                if self.pending.len() > MAX_EVENT_BYTES {
+                    return Err(too_long("event-stream line"));
+                }
                 if !self.fill()? {
                     return Ok(None);
                 }
                 continue;
             };
             let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.scanned = 0;
             let line = String::from_utf8_lossy(&line[..line.len() - 1]);
             let line = line.strip_suffix('\r').unwrap_or(&line);
             if line.is_empty() {
@@ -227,6 +275,9 @@ impl<R: BufRead> EventReader<R> {
                 "event" => event.event = value.to_owned(),
                 "id" => event.id = Some(value.to_owned()),
                 "data" => {
+                    if event.data.len() + value.len() > MAX_EVENT_BYTES {
+                        return Err(too_long("event"));
+                    }
                     if has_data {
                         event.data.push('\n');
                     }
@@ -249,6 +300,29 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_cannot_make_the_reader_grow_without_bound() {
+        // Shows an endless SSE line, an endless event and an endless head line are refused at
+        // their bounds instead of being kept, and that a line ending later is still read whole.
+        let endless_line = vec![b'x'; MAX_EVENT_BYTES + 2];
+        let mut reader = EventReader::new(io::Cursor::new(endless_line), false);
+        assert_eq!(reader.next_event().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let mut many = Vec::new();
+        while many.len() <= MAX_EVENT_BYTES {
+            many.extend_from_slice(format!("data: {}\n", "y".repeat(1 << 16)).as_bytes());
+        }
+        let mut reader = EventReader::new(io::Cursor::new(many), false);
+        assert_eq!(reader.next_event().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let head = format!("HTTP/1.1 200 OK\r\nX-Long: {}\r\n\r\n", "z".repeat(MAX_HEAD_LINE as usize));
+        assert_eq!(read_head(&mut io::Cursor::new(head)).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let headers: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let head = format!("HTTP/1.1 200 OK\r\n{headers}\r\n");
+        assert_eq!(read_head(&mut io::Cursor::new(head)).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let long = format!("data: {}\n\n", "w".repeat(1 << 20));
+        let mut reader = EventReader::new(io::BufReader::with_capacity(100, io::Cursor::new(long)), false);
+        assert_eq!(reader.next_event().unwrap().unwrap().data.len(), 1 << 20);
+    }
 
     fn text(method: &str, body: Option<&str>) -> String {
         let url = Url::parse("http://127.0.0.1:8080/base").unwrap();

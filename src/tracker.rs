@@ -539,16 +539,16 @@ impl ProgressTracker {
         if self.inner.deferred {
             Self::accepted_task(&state, task_id).ok_or_else(Error::task_not_found)?;
             let seq = state.seq + 1;
-            self.inner.store.remove(task_id, seq).map_err(storage_error)?;
+            self.remove_stored(task_id, seq)?;
             state.seq = seq;
             let change = commit::Change::Remove { task_id: task_id.to_owned(), expired: false };
             return Ok(((), Some(self.accept(&mut state, seq, change))));
         }
         let entry = state.tasks.remove(task_id).ok_or_else(Error::task_not_found)?;
         let seq = state.seq + 1;
-        if let Err(e) = self.inner.store.remove(task_id, seq) {
+        if let Err(e) = self.remove_stored(task_id, seq) {
             state.tasks.insert(task_id.to_owned(), entry);
-            return Err(storage_error(e));
+            return Err(e);
         }
         state.seq = seq;
         state.changed.remove(&entry.seq);
@@ -656,9 +656,10 @@ impl ProgressTracker {
         self.inner.store.save(task, subscribe_token, seq).map_err(storage_error)
     }
 
-    /// Publishes change `seq` to the feed, after its task's topic (whose viewers to wake are
-    /// `topic`), says it is published (see the module docs), and only then wakes the viewers, so
-    /// none of them finds the change not yet counted.
+    fn remove_stored(&self, task_id: &str, seq: u64) -> Result<()> {
+        self.inner.store.remove(task_id, seq).map_err(storage_error)
+    }
+
     /// Makes a new state of a held task visible: one frame for its topic and the all-tasks feed,
     /// the entry, the counts, and the expiry of a finished task. The memory store's changes and
     /// the journal's durable ones are both published here, so a change becomes visible one way.
@@ -683,6 +684,9 @@ impl ProgressTracker {
         true
     }
 
+    /// Publishes change `seq` to the feed, after its task's topic (whose viewers to wake are
+    /// `topic`), says it is published (see the module docs), and only then wakes the viewers, so
+    /// none of them finds the change not yet counted.
     fn announce(&self, seq: u64, topic: Option<Wakes>, frame: Arc<Frame>) {
         let feed = self.inner.feed.append(frame);
         self.inner.published.store(seq, Ordering::Release);

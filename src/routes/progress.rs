@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use crate::client::percent_encode;
 use crate::connections::StreamGuard;
 use crate::error::Error;
 use crate::http::request::Request;
@@ -113,19 +114,6 @@ pub fn head(shared: &Shared, request: &Request, task_id: &str) -> Response {
 /// A number as JSON writes it (`50.0`, `12.5`).
 fn format_number(n: f64) -> String {
     serde_json::Number::from_f64(n).map_or_else(|| "0".into(), |n| n.to_string())
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986), so any UTF-8 fits a header.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -101,8 +101,6 @@ struct Writer {
     /// The directory `fsync` after a compaction's rename failed; it is tried again before the
     /// next write, and that write fails while it does.
     dir_sync_owed: bool,
-    /// Size of the live state at the last snapshot (or at open).
-    live: u64,
     /// Compact when the journal is larger than this.
     compact_at: u64,
     floor: u64,
@@ -186,7 +184,6 @@ impl FileStore {
             len: good_len as u64,
             cut_owed: false,
             dir_sync_owed: false,
-            live: 0,
             compact_at: 0,
             floor,
             fsync,
@@ -200,8 +197,7 @@ impl FileStore {
             tasks.into_values().map(|(task, subscribe_token, seq)| StoredTask { task, subscribe_token, seq }).collect();
         stored.sort_unstable_by_key(|t| t.seq);
         let snapshot = encode(stored.iter().map(|t| (&t.task, t.subscribe_token.as_deref(), t.seq)), last_seq);
-        writer.live = snapshot.len() as u64;
-        writer.compact_at = writer.floor.max(2 * writer.live);
+        writer.compact_at = writer.floor.max(2 * snapshot.len() as u64);
         // A journal with damage in its middle is rewritten at once, so the damage is reported
         // once; a merely large one waits for the writer's first batch, so a start stays a read.
         // A rewrite that fails (a full disk) does not stop the start: the journal as it is holds
@@ -510,8 +506,7 @@ impl Writer {
         self.len = bytes.len() as u64;
         self.cut_owed = false;
         self.unsynced_since = None;
-        self.live = self.len;
-        self.compact_at = self.floor.max(2 * self.live);
+        self.compact_at = self.floor.max(2 * self.len);
         if let Err(e) = self.sync_dir() {
             self.dir_sync_owed = true;
             eprintln!(

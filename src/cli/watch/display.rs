@@ -9,7 +9,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::board::{Board, End, Tracked};
+use super::board::{Board, End, Snapshot, Tracked};
 
 /// The widest line drawn on a terminal: narrower than the usual 80 columns, so none wraps.
 const WIDTH: usize = 79;
@@ -79,7 +79,8 @@ impl Display {
     /// The line of one task: `[id] [bar] percent status detail ETA`.
     fn line(&self, task: &Tracked) -> String {
         let bar_width = if self.labels { 20 } else { 30 };
-        let snapshot = task.snapshot.clone().unwrap_or_default();
+        let none = Snapshot::default();
+        let snapshot = task.snapshot.as_ref().unwrap_or(&none);
         let filled = ((snapshot.progress / 100.0 * bar_width as f64).round() as usize).min(bar_width);
         let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(bar_width - filled));
         let (status, detail) = match &task.end {

@@ -5,9 +5,8 @@
 //! space, a CR or a `?` into the request line); tokens are percent-encoded (the server decodes
 //! `+` as a space, so even a `+` must be sent as `%2B`); a `Last-Event-ID` is sent back only if
 //! it is plain visible ASCII, so a hostile server cannot make us write a header of its choosing.
-//! The library's client has no percent-encoder, so the small one lives here.
 
-use sse_progress::client::Url;
+use sse_progress::client::{Url, percent_encode};
 
 /// The longest task id (API.md, the task model).
 const MAX_ID_LEN: usize = 128;
@@ -29,19 +28,6 @@ pub fn valid_task_id(id: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&id.len())
         && !id.starts_with('.')
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// `text` percent-encoded: every byte but the unreserved ones of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The request head for `tasks` (id and subscribe token, ids already checked), resuming after

@@ -97,8 +97,7 @@ fn read_stream(
             // No task of the request was admitted: each is refused (API.md).
             let (code, message) = error_of(&mut reader, header("content-length"));
             for index in 0..board.tasks.len() {
-                if board.tasks[index].end.is_none() {
-                    board.drop_task(index, &code, &message);
+                if board.drop_task(index, &code, &message) {
                     display.changed(board, index);
                 }
             }
